@@ -1,0 +1,70 @@
+/*
+ * edge.h — cn2-edge's private interfaces: the HTTP/1.1 server (server.c),
+ * the routes it serves (route.c) and /healthz (health.c).
+ */
+#ifndef CN2_EDGE_H
+#define CN2_EDGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "common/daemon.h"
+#include "common/http.h"
+#include "edge/tls.h"
+
+#define EDGE_PROBLEM_BASE "https://cn2.ai/problems/"
+
+struct edge_cfg {
+	char listen_http[64];  /* "127.0.0.1:8080", or "" for none */
+	char listen_https[64]; /* "127.0.0.1:8443", or "" for none */
+	char tls_cert[256];
+	char tls_key[256];
+	int64_t max_conns;
+	int64_t max_head;	   /* bytes of a request head */
+	int64_t max_body;	   /* bytes of a request body, after chunked decoding */
+	int64_t header_timeout_ms; /* from a head's first byte (or the TLS hello) to its end */
+	int64_t idle_timeout_ms;   /* keep-alive wait for the next request, and body stalls */
+};
+
+struct hconn;
+
+/* A route handler working asynchronously holds one of these. */
+struct hjob {
+	struct hconn *conn; /* NULL once the client went away: finish quietly */
+	void (*cancel)(struct hjob *job); /* called when the connection closes; may be NULL */
+};
+
+struct edge {
+	struct daemon *d;
+	const struct edge_cfg *cfg;
+	struct tls_config *tls;
+	uv_tcp_t http, https;
+	int http_on, https_on;
+	int stopping;
+	struct hconn *conns;
+	size_t nconns;
+	uint64_t served;
+};
+
+/* server.c */
+int edge_server_start(struct edge *e, char *err, size_t errlen);
+void edge_server_stop(struct edge *e);
+
+/* The request a handler is serving, valid until it responds. */
+const struct http_request *hconn_request(struct hconn *c);
+const char *hconn_body(struct hconn *c, size_t *len);
+int hconn_is_tls(struct hconn *c);
+void hconn_attach(struct hconn *c, struct hjob *job); /* the handler went async */
+/* Respond (complete response); the request is over after this. */
+void hconn_respond(struct hconn *c, int status, const char *ctype, const char *extra_headers,
+    const void *body, size_t len);
+void hconn_problem(struct hconn *c, int status, const char *name, const char *detail);
+
+/* route.c: called once per complete request. */
+void edge_route(struct edge *e, struct hconn *c);
+
+/* health.c: GET /healthz. */
+void edge_health(struct edge *e, struct hconn *c);
+
+#endif

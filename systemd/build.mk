@@ -1,0 +1,1 @@
+# systemd/: unit files (installed, not built). Nothing to compile yet.
