@@ -20,6 +20,7 @@ notify_send(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	static int warned;
 	size_t n, salen;
 	int fd, rc;
 
@@ -39,8 +40,11 @@ notify_send(const char *state)
 	}
 	rc = (int)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
 	    (socklen_t)salen);
-	if (rc < 0)
+	/* Said once: a supervisor that went away would otherwise fill the log. */
+	if (rc < 0 && !warned) {
 		log_warn("sendto NOTIFY_SOCKET");
+		warned = 1;
+	}
 	close(fd);
 	return rc < 0 ? -1 : 0;
 }

@@ -1,0 +1,432 @@
+/*
+ * harness.c — see harness.h.
+ */
+#include "tests/scenario/harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+const char *const h_daemons[] = {"edge", "payments", "router", "vault", "ledger", "platform"};
+const size_t h_ndaemons = sizeof(h_daemons) / sizeof(h_daemons[0]);
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+daemon_index(const char *name)
+{
+	for (size_t i = 0; i < h_ndaemons; i++)
+		if (strcmp(h_daemons[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static int
+find_bindir(struct h_env *e)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *p;
+
+	if (n < 0)
+		return -1;
+	exe[n] = '\0';
+	/* <build>/tests/scenario/test_x → <build>/bin */
+	for (int i = 0; i < 3; i++)
+		if ((p = strrchr(exe, '/')) != NULL)
+			*p = '\0';
+	return snprintf(e->bindir, sizeof(e->bindir), "%s/bin", exe) < (int)sizeof(e->bindir) ? 0 : -1;
+}
+
+static int
+run_wait(char *const argv[])
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, STDOUT_FILENO);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int
+h_init(struct h_env *e, const char *edge_extra)
+{
+	char cn2[300], hp[16], sp[16], conf[400];
+	FILE *fp;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/cn2-test-XXXXXX");
+	if (mkdtemp(e->dir) == NULL || find_bindir(e) != 0)
+		return -1;
+	snprintf(e->logpath, sizeof(e->logpath), "%s/daemons.log", e->dir);
+	e->http_port = free_port();
+	e->https_port = free_port();
+	snprintf(cn2, sizeof(cn2), "%s/cn2", e->bindir);
+	snprintf(hp, sizeof(hp), "%d", e->http_port);
+	snprintf(sp, sizeof(sp), "%d", e->https_port);
+	{
+		char a0[] = "init", a1[] = "--dir", a3[] = "--http-port", a5[] = "--https-port";
+		char *argv[] = {cn2, a0, a1, e->dir, a3, hp, a5, sp, NULL};
+
+		if (run_wait(argv) != 0)
+			return -1;
+	}
+	if (edge_extra == NULL)
+		return 0;
+	snprintf(conf, sizeof(conf), "%s/etc/edge.conf", e->dir);
+	if ((fp = fopen(conf, "a")) == NULL)
+		return -1;
+	fputs(edge_extra, fp);
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* A datagram socket for one daemon's READY=1. */
+static int
+notify_socket(struct h_env *e, const char *name, char *path, size_t cap)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (snprintf(path, cap, "%s/run/notify-%s", e->dir, name) >= (int)cap ||
+	    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path) >= (int)sizeof(sa.sun_path))
+		return -1;
+	unlink(path);
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+wait_ready(int fd, int ms)
+{
+	int64_t end = now_ms() + ms;
+	char buf[256];
+
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		int left = (int)(end - now_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			return -1;
+		if ((n = recv(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+			return -1;
+		buf[n] = '\0';
+		if (strstr(buf, "READY=1") != NULL)
+			return 0;
+	}
+}
+
+int
+h_start(struct h_env *e, const char *name)
+{
+	char path[400], exe[400], conf[400], env[420];
+	int i = daemon_index(name), fd, rc;
+	pid_t pid;
+
+	if (i < 0 || (fd = notify_socket(e, name, path, sizeof(path))) < 0)
+		return -1;
+	snprintf(exe, sizeof(exe), "%s/cn2-%s", e->bindir, name);
+	snprintf(conf, sizeof(conf), "%s/etc/%s.conf", e->dir, name);
+	snprintf(env, sizeof(env), "NOTIFY_SOCKET=%s", path);
+	if ((pid = fork()) == 0) {
+		int log = open(e->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		dup2(log, STDERR_FILENO);
+		putenv(env);
+		execl(exe, exe, "-f", conf, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0) {
+		close(fd);
+		return -1;
+	}
+	e->pid[i] = pid;
+	rc = wait_ready(fd, 10000);
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+int
+h_up(struct h_env *e)
+{
+	for (size_t i = 0; i < h_ndaemons; i++)
+		if (h_start(e, h_daemons[i]) != 0)
+			return -1;
+	return h_wait_health(e, 200, 5000);
+}
+
+pid_t
+h_pid(struct h_env *e, const char *name)
+{
+	int i = daemon_index(name);
+
+	return i < 0 ? -1 : e->pid[i];
+}
+
+/* Reap pid within ms; 0 if it exited. */
+static int
+reap(pid_t pid, int ms)
+{
+	int64_t end = now_ms() + ms;
+	int status;
+
+	while (now_ms() < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid || (r < 0 && errno == ECHILD))
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+int
+h_signal(struct h_env *e, const char *name, int sig)
+{
+	int i = daemon_index(name);
+
+	if (i < 0 || e->pid[i] <= 0 || kill(e->pid[i], sig) != 0)
+		return -1;
+	if (reap(e->pid[i], 5000) != 0) {
+		kill(e->pid[i], SIGKILL);
+		reap(e->pid[i], 1000);
+	}
+	e->pid[i] = 0;
+	return 0;
+}
+
+void
+h_down(struct h_env *e)
+{
+	char cmd[300];
+
+	for (size_t i = 0; i < h_ndaemons; i++)
+		if (e->pid[i] > 0)
+			kill(e->pid[i], SIGTERM);
+	for (size_t i = 0; i < h_ndaemons; i++)
+		if (e->pid[i] > 0 && reap(e->pid[i], 5000) != 0) {
+			kill(e->pid[i], SIGKILL);
+			reap(e->pid[i], 1000);
+		}
+	if (getenv("CN2_KEEP_TEST_DIR") == NULL && strncmp(e->dir, "/tmp/cn2-test-", 14) == 0) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", e->dir);
+	}
+}
+
+/* HTTP through libcurl. */
+
+struct sink {
+	char *p;
+	size_t len;
+};
+
+static size_t
+sink_write(char *data, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+	size_t add = size * n;
+	char *p = realloc(s->p, s->len + add + 1);
+
+	if (p == NULL)
+		return 0;
+	memcpy(p + s->len, data, add);
+	s->p = p;
+	s->len += add;
+	s->p[s->len] = '\0';
+	return add;
+}
+
+/* Keep only the last response's header block (after a 100 Continue, say). */
+static size_t
+head_write(char *data, size_t size, size_t n, void *arg)
+{
+	struct sink *s = arg;
+
+	if (size * n > 5 && strncmp(data, "HTTP/", 5) == 0)
+		s->len = 0;
+	return sink_write(data, size, n, arg);
+}
+
+static void
+h_curl_setup(CURL *c, struct h_env *e, const char *url, char *full, size_t cap,
+    struct curl_slist **resolve)
+{
+	char cert[400], entry[128];
+	const char *host, *colon;
+
+	if (url[0] == '/')
+		snprintf(full, cap, "http://127.0.0.1:%d%s", e->http_port, url);
+	else
+		snprintf(full, cap, "%s", url);
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	snprintf(cert, sizeof(cert), "%s/tls/cert.pem", e->dir);
+	curl_easy_setopt(c, CURLOPT_CAINFO, cert);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	if (strncmp(full, "https://", 8) == 0 && (host = full + 8) &&
+	    (colon = strchr(host, ':')) != NULL) {
+		snprintf(entry, sizeof(entry), "%.*s:%d:127.0.0.1", (int)(colon - host), host,
+		    e->https_port);
+		*resolve = curl_slist_append(NULL, entry);
+		curl_easy_setopt(c, CURLOPT_RESOLVE, *resolve);
+	}
+}
+
+int
+h_http(struct h_env *e, const char *method, const char *url, const char *const *headers,
+    const char *body, size_t bodylen, struct h_resp *r)
+{
+	struct sink b = {NULL, 0}, h = {NULL, 0};
+	struct curl_slist *hl = NULL, *resolve = NULL;
+	char full[1024];
+	CURL *c = curl_easy_init();
+
+	memset(r, 0, sizeof(*r));
+	if (c == NULL)
+		return -1;
+	h_curl_setup(c, e, url, full, sizeof(full), &resolve);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)bodylen);
+	}
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, head_write);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+	r->curl_code = (int)curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	r->body = b.p != NULL ? b.p : strdup("");
+	r->len = b.len;
+	r->headers = h.p != NULL ? h.p : strdup("");
+	curl_slist_free_all(hl);
+	curl_slist_free_all(resolve);
+	curl_easy_cleanup(c);
+	return r->curl_code == 0 ? 0 : -1;
+}
+
+void
+h_resp_free(struct h_resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+h_wait_health(struct h_env *e, long want, int ms)
+{
+	int64_t end = now_ms() + ms;
+	struct h_resp r;
+
+	do {
+		long status;
+
+		h_http(e, "GET", "/healthz", NULL, NULL, 0, &r);
+		status = r.status;
+		h_resp_free(&r);
+		if (status == want)
+			return 0;
+		usleep(50000);
+	} while (now_ms() < end);
+	return -1;
+}
+
+char *
+h_raw(struct h_env *e, const char *req, size_t len, size_t *outlen)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)e->http_port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sink s = {NULL, 0};
+	char buf[4096];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int64_t end = now_ms() + 3000;
+
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    write(fd, req, len) != (ssize_t)len) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	for (;;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&p, 1, (int)(end - now_ms())) <= 0 || (n = read(fd, buf, sizeof(buf))) <= 0)
+			break;
+		sink_write(buf, 1, (size_t)n, &s);
+	}
+	close(fd);
+	*outlen = s.len;
+	return s.p != NULL ? s.p : strdup("");
+}
+
+int
+h_log_contains(struct h_env *e, const char *s)
+{
+	FILE *fp = fopen(e->logpath, "r");
+	char line[4096];
+	int found = 0;
+
+	if (fp == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), fp) != NULL)
+		found = strstr(line, s) != NULL;
+	fclose(fp);
+	return found;
+}

@@ -1,0 +1,64 @@
+/*
+ * harness.h — scenario tests: the real daemons, each in its own process, on
+ * a temporary directory laid out by `cn2 init`, driven over real sockets.
+ *
+ * The binaries are found beside the test program's build directory
+ * (<build>/bin), so `make test` and `make asan` each test what they built.
+ */
+#ifndef CN2_TEST_HARNESS_H
+#define CN2_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define H_MAX_DAEMONS 8
+
+struct h_env {
+	char dir[256];	  /* the state directory (cn2 init --dir) */
+	char bindir[256]; /* <build>/bin */
+	char logpath[300];/* every daemon's stderr, appended */
+	int http_port, https_port;
+	pid_t pid[H_MAX_DAEMONS]; /* by index in h_daemons */
+};
+
+extern const char *const h_daemons[]; /* edge, payments, router, vault, ledger, platform */
+extern const size_t h_ndaemons;
+
+/* mkdtemp, free ports, `cn2 init`, extra edge configuration lines (or NULL). 0 or -1. */
+int h_init(struct h_env *e, const char *edge_extra);
+/* Start every daemon and wait until each said READY=1. 0 or -1. */
+int h_up(struct h_env *e);
+/* Stop everything (TERM, then KILL after 5 s) and remove the directory. */
+void h_down(struct h_env *e);
+
+int h_start(struct h_env *e, const char *name); /* start one, wait for READY=1 */
+int h_signal(struct h_env *e, const char *name, int sig); /* send sig, reap it */
+pid_t h_pid(struct h_env *e, const char *name);
+
+struct h_resp {
+	long status;
+	char *body; /* NUL-terminated, caller frees (h_resp_free) */
+	size_t len;
+	char *headers; /* raw header block of the final response */
+	int curl_code;	/* CURLcode; 0 on success */
+};
+void h_resp_free(struct h_resp *r);
+
+/*
+ * An HTTP request through libcurl. url may start with "/" to mean the edge's
+ * plain port on 127.0.0.1; https URLs are verified against the directory's
+ * certificate and resolve *.localhost to 127.0.0.1. headers: NULL-terminated.
+ */
+int h_http(struct h_env *e, const char *method, const char *url, const char *const *headers,
+    const char *body, size_t bodylen, struct h_resp *r);
+
+/* Poll GET /healthz until its status is want, for at most ms. 0 or -1. */
+int h_wait_health(struct h_env *e, long want, int ms);
+
+/* Send raw bytes to the edge's plain port and read until close (or 3 s). Caller frees. */
+char *h_raw(struct h_env *e, const char *req, size_t len, size_t *outlen);
+
+/* Does the log of every daemon contain s? */
+int h_log_contains(struct h_env *e, const char *s);
+
+#endif
