@@ -5,8 +5,9 @@
 #   make test       build, then run unit and scenario tests (ends "N passed, N failed")
 #   make asan       the same binaries with AddressSanitizer + UBSan, in build/asan
 #   make fuzz       build the libFuzzer targets with clang and run each briefly
+#   make check      all of it: tests on the normal and the sanitizer build, and
+#                   every fuzz target for CHECK_FUZZ_SECONDS; one final count
 #   make run        create ./var on first start and run all daemons in the foreground
-#   make bench      benchmark (prints figures; see tests/bench)
 
 .DEFAULT_GOAL := all
 .SUFFIXES:
@@ -75,12 +76,17 @@ tests: $(TESTS)
 test: all tests
 	@tests/run.sh $(B)
 
+CHECK_FUZZ_SECONDS ?= 15
+check: all tests $(FUZZ_BIN)
+	$(MAKE) B=build/asan SAN=1 CFLAGS='-O1 -g' all tests
+	@FUZZ_SECONDS=$(CHECK_FUZZ_SECONDS) tests/run.sh $(B) build/asan
+
 run: all
 	@$(B)/bin/cn2 up --dir var
 
 clean:
 	rm -rf build
 
-.PHONY: all asan tests test run clean fuzz bench
+.PHONY: all asan tests test check run clean fuzz
 
 -include $(DEPS)

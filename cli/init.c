@@ -49,7 +49,8 @@ cli_paths(const char *dir, struct cli_paths *p, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", dir, errno ? strerror(errno) : "path too long");
 		return -1;
 	}
-	snprintf(p->dir, sizeof(p->dir), "%s", exe);
+	if (snprintf(p->dir, sizeof(p->dir), "%s", exe) >= (int)sizeof(p->dir))
+		return -1;
 	snprintf(p->etc, sizeof(p->etc), "%s/etc", p->dir);
 	snprintf(p->run, sizeof(p->run), "%s/run", p->dir);
 	snprintf(p->db, sizeof(p->db), "%s/db", p->dir);
@@ -61,7 +62,10 @@ cli_paths(const char *dir, struct cli_paths *p, char *err, size_t errlen)
 	exe[n] = '\0';
 	if ((slash = strrchr(exe, '/')) != NULL)
 		*slash = '\0';
-	snprintf(p->bindir, sizeof(p->bindir), "%s", exe);
+	if (snprintf(p->bindir, sizeof(p->bindir), "%s", exe) >= (int)sizeof(p->bindir)) {
+		snprintf(err, errlen, "binary directory path too long");
+		return -1;
+	}
 	return 0;
 }
 

@@ -890,34 +890,47 @@ op_stop(struct ipc_op *op)
 void
 ipc_stop(struct ipc *ipc)
 {
+	struct conn *c;
+
 	pending_fail_conn(ipc, NULL, IPC_ERR_CLOSED);
+	/*
+	 * First close and stop every operation, waiting for its callback: after
+	 * this no nng thread touches the completion list. Only then is the list
+	 * emptied and memory freed, since the list links through the ops.
+	 */
 	if (ipc->listener != NULL) {
 		nng_stream_listener_close(ipc->listener);
 		op_stop(&ipc->accept);
-		nng_stream_listener_free(ipc->listener);
 	}
+	for (int r = 0; r < ROLE_MAX; r++)
+		if (ipc->dialers[r] != NULL && ipc->dialers[r]->d != NULL) {
+			nng_stream_dialer_close(ipc->dialers[r]->d);
+			op_stop(&ipc->dialers[r]->op);
+		}
+	for (c = ipc->conns; c != NULL; c = c->next) {
+		c->closing = 1;
+		nng_stream_close(c->st);
+		op_stop(&c->rx);
+		op_stop(&c->tx);
+	}
+	pthread_mutex_lock(&ipc->mu);
+	ipc->done = NULL;
+	ipc->done_tail = &ipc->done;
+	pthread_mutex_unlock(&ipc->mu);
+
+	nng_stream_listener_free(ipc->listener);
 	for (int r = 0; r < ROLE_MAX; r++) {
 		struct dialer *d = ipc->dialers[r];
 
 		if (d == NULL)
 			continue;
-		if (d->d != NULL)
-			nng_stream_dialer_close(d->d);
-		op_stop(&d->op);
 		nng_stream_dialer_free(d->d);
 		d->conn = NULL;
 		ipc->dialers[r] = NULL;
 		uv_close((uv_handle_t *)&d->retry, dialer_on_closed);
 	}
-	while (ipc->conns != NULL) {
-		struct conn *c = ipc->conns;
-
-		c->closing = 1;
-		nng_stream_close(c->st);
-		op_stop(&c->rx);
-		op_stop(&c->tx);
-		conn_free(c);
-	}
+	while (ipc->conns != NULL)
+		conn_free(ipc->conns);
 	uv_close((uv_handle_t *)&ipc->tick, ipc_on_handle_closed);
 	uv_close((uv_handle_t *)&ipc->async, ipc_on_handle_closed);
 }

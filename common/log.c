@@ -44,6 +44,9 @@ log_level_parse(const char *name)
 	return -1;
 }
 
+static void log_vemit(int level, const char *func, int errnum, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static void
 log_vemit(int level, const char *func, int errnum, const char *fmt, va_list ap)
 {
