@@ -8,6 +8,7 @@
 #   make check      all of it: tests on the normal and the sanitizer build, and
 #                   every fuzz target for CHECK_FUZZ_SECONDS; one final count
 #   make run        create ./var on first start and run all daemons in the foreground
+#   make bench      cn2 vs nginx vs the upstream directly: req/s, latency, CPU per request
 
 .DEFAULT_GOAL := all
 .SUFFIXES:
@@ -63,8 +64,10 @@ include ledger/build.mk
 include platform-api/build.mk
 include cli/build.mk
 include tests/build.mk
+include tests/demo/build.mk
 include systemd/build.mk
 include tests/fuzz/build.mk
+include tests/bench/build.mk
 
 all: $(BINS)
 
@@ -87,6 +90,6 @@ run: all
 clean:
 	rm -rf build
 
-.PHONY: all asan tests test check run clean fuzz
+.PHONY: all asan tests test check run clean fuzz bench
 
 -include $(DEPS)

@@ -13,13 +13,18 @@ struct cli_paths {
 	char run[300]; /* <dir>/run: IPC sockets */
 	char db[300];  /* <dir>/db: one SQLite database per daemon */
 	char tls[300]; /* <dir>/tls: cert.pem, key.pem */
+	char secrets[300]; /* <dir>/secrets: one <name>.key per secret, mode 0600 */
 	char bindir[256]; /* where the cn2-* binaries are (beside cn2) */
 };
 
 struct cli_init_opts {
 	int http_port;	/* 0: 8080 */
 	int https_port; /* 0: 8443 */
+	int demo_port;	/* 0: 8090 */
 };
+
+/* The shipped provider catalogue (vault/providers.json), NUL-terminated. */
+extern const char cli_catalogue[];
 
 /* The daemons in start order. */
 extern const char *const cli_daemons[];
@@ -33,5 +38,14 @@ int cmd_init(int argc, char **argv);
 
 /* up.c: run every daemon in the foreground until Ctrl-C or one of them dies. */
 int cmd_up(int argc, char **argv);
+
+/* keys.c: sellers' keys through the platform API; local tokens. */
+int cmd_keys(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cli_keys_add(const char *dir, const char *url, const char *token, const char *as,
+    const char *provider, const char *key_file, const char *price);
+
+/* pay.c: a curl-like client that pays 402s with the test method. */
+int cmd_pay(int argc, char **argv);
 
 #endif

@@ -13,11 +13,15 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <sys/random.h>
 
 #include "cli/cert.h"
 
@@ -55,6 +59,7 @@ cli_paths(const char *dir, struct cli_paths *p, char *err, size_t errlen)
 	snprintf(p->run, sizeof(p->run), "%s/run", p->dir);
 	snprintf(p->db, sizeof(p->db), "%s/db", p->dir);
 	snprintf(p->tls, sizeof(p->tls), "%s/tls", p->dir);
+	snprintf(p->secrets, sizeof(p->secrets), "%s/secrets", p->dir);
 	if ((n = readlink("/proc/self/exe", exe, sizeof(exe) - 1)) < 0) {
 		snprintf(err, errlen, "readlink /proc/self/exe: %s", strerror(errno));
 		return -1;
@@ -104,27 +109,103 @@ write_new(const char *path, const char *text, mode_t mode)
 	return 1;
 }
 
-/* The configuration of one daemon, with the local layout filled in. */
+/*
+ * The configuration of each daemon, with the local layout filled in. Keys
+ * not written here take the daemon's defaults (`cn2-<daemon> --help`).
+ */
 static void
 config_text(const struct cli_paths *p, const struct cli_init_opts *o, const char *name,
     char *buf, size_t cap)
 {
+	const char *s = p->secrets;
 	int n = snprintf(buf, cap,
 	    "# cn2-%s: local configuration written by `cn2 init`.\n"
 	    "# `cn2-%s --help` lists every key.\n"
 	    "runtime_dir = %s\n",
 	    name, name, p->run);
 
+	buf += n;
+	cap -= (size_t)n;
+	if (strcmp(name, "edge") != 0) {
+		n = snprintf(buf, cap, "database = %s/%s.db\n", p->db, name);
+		buf += n;
+		cap -= (size_t)n;
+	}
 	if (strcmp(name, "edge") == 0)
-		snprintf(buf + n, cap - (size_t)n,
-		    "listen_http = 127.0.0.1:%d\n"
-		    "listen_https = 127.0.0.1:%d\n"
-		    "tls_cert = %s/cert.pem\n"
-		    "tls_key = %s/key.pem\n",
+		snprintf(buf, cap,
+		    "listen_http = 127.0.0.1:%d\nlisten_https = 127.0.0.1:%d\n"
+		    "tls_cert = %s/cert.pem\ntls_key = %s/key.pem\n"
+		    "domain = localhost\nproviders = %s/providers.json\n",
 		    o->http_port ? o->http_port : 8080, o->https_port ? o->https_port : 8443,
-		    p->tls, p->tls);
-	else
-		snprintf(buf + n, cap - (size_t)n, "database = %s/%s.db\n", p->db, name);
+		    p->tls, p->tls, p->etc);
+	else if (strcmp(name, "payments") == 0)
+		snprintf(buf, cap,
+		    "challenge_secret_file = %s/challenge.key\n"
+		    "ticket_secret_file = %s/ticket.key\n"
+		    "# The test payment method: on in the local default only.\n"
+		    "test_secret_file = %s/test.key\n",
+		    s, s, s);
+	else if (strcmp(name, "router") == 0)
+		snprintf(buf, cap, "ticket_secret_file = %s/ticket.key\ngrant_secret_file = %s/grant.key\n",
+		    s, s);
+	else if (strcmp(name, "vault") == 0)
+		snprintf(buf, cap,
+		    "master_key_file = %s/master.key\ngrant_secret_file = %s/grant.key\n"
+		    "providers = %s/providers.json\n",
+		    s, s, p->etc);
+	else if (strcmp(name, "platform") == 0)
+		snprintf(buf, cap, "jwt_secret_file = %s/jwt.key\n", s);
+}
+
+/* The secrets of the local setup: 32 random bytes each, written as 64 hex digits. */
+static const char *const secret_names[] = {
+    "challenge", "ticket", "grant", "master", "test", "jwt", "demo",
+};
+
+static int
+init_secret(const struct cli_paths *p, const char *name)
+{
+	uint8_t raw[32];
+	char hex[sizeof(raw) * 2 + 1], path[400];
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/%s.key", p->secrets, name);
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		fprintf(stderr, "cn2: getrandom: %s\n", strerror(errno));
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	rc = write_new(path, hex, 0600);
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(hex, sizeof(hex));
+	return rc < 0 ? -1 : 0;
+}
+
+/* The shipped catalogue, with the demo provider pointed at the local demo upstream. */
+static int
+init_catalogue(const struct cli_paths *p, const struct cli_init_opts *o)
+{
+	cJSON *root = cJSON_Parse(cli_catalogue), *demo;
+	char path[400], url[64], *text;
+	int rc = -1;
+
+	demo = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "providers"),
+	    "demo");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", o->demo_port ? o->demo_port : 8090);
+	if (demo != NULL &&
+	    cJSON_ReplaceItemInObjectCaseSensitive(demo, "upstream", cJSON_CreateString(url)) &&
+	    (text = cJSON_Print(root)) != NULL) {
+		snprintf(path, sizeof(path), "%s/providers.json", p->etc);
+		rc = write_new(path, text, 0644) < 0 ? -1 : 0;
+		free(text);
+	}
+	cJSON_Delete(root);
+	if (rc != 0)
+		fprintf(stderr, "cn2: cannot write the provider catalogue\n");
+	return rc;
 }
 
 static int
@@ -148,9 +229,15 @@ init_cert(const struct cli_paths *p)
 int
 cli_init(const struct cli_paths *p, const struct cli_init_opts *o)
 {
-	char path[400], text[2048];
+	char path[400], text[4096];
 
-	if (make_dir(p->etc) || make_dir(p->run) || make_dir(p->db) || make_dir(p->tls))
+	if (make_dir(p->etc) || make_dir(p->run) || make_dir(p->db) || make_dir(p->tls) ||
+	    make_dir(p->secrets))
+		return -1;
+	for (size_t i = 0; i < sizeof(secret_names) / sizeof(secret_names[0]); i++)
+		if (init_secret(p, secret_names[i]) != 0)
+			return -1;
+	if (init_catalogue(p, o) != 0)
 		return -1;
 	for (size_t i = 0; i < cli_ndaemons; i++) {
 		snprintf(path, sizeof(path), "%s/%s.conf", p->etc, cli_daemons[i]);
@@ -177,10 +264,11 @@ cmd_init(int argc, char **argv)
 	    {"dir", required_argument, NULL, 'd'},
 	    {"http-port", required_argument, NULL, 'p'},
 	    {"https-port", required_argument, NULL, 's'},
+	    {"demo-port", required_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct cli_init_opts o = {0, 0};
+	struct cli_init_opts o = {0, 0, 0};
 	struct cli_paths p;
 	const char *dir = "var";
 	char err[512];
@@ -193,17 +281,21 @@ cmd_init(int argc, char **argv)
 			break;
 		case 'p':
 		case 's':
+		case 'u':
 			if (parse_port(optarg) < 0) {
 				fprintf(stderr, "cn2 init: bad port \"%s\"\n", optarg);
 				return 2;
 			}
-			*(ch == 'p' ? &o.http_port : &o.https_port) = parse_port(optarg);
+			*(ch == 'p' ? &o.http_port : ch == 's' ? &o.https_port : &o.demo_port) =
+			    parse_port(optarg);
 			break;
 		case 'h':
-			printf("usage: cn2 init [--dir DIR] [--http-port N] [--https-port N]\n"
-			       "Create DIR (default ./var) with configuration, a self-signed\n"
-			       "certificate and directories for sockets and databases. Files that\n"
-			       "exist are kept. Ports default to 8080 (http) and 8443 (https).\n");
+			printf("usage: cn2 init [--dir DIR] [--http-port N] [--https-port N] "
+			       "[--demo-port N]\n"
+			       "Create DIR (default ./var) with configuration, secrets, the provider\n"
+			       "catalogue, a self-signed certificate and directories for sockets and\n"
+			       "databases. Files that exist are kept. Ports default to 8080 (http),\n"
+			       "8443 (https) and 8090 (the demo upstream).\n");
 			return 0;
 		default:
 			return 2;

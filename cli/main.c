@@ -16,6 +16,9 @@ static const struct {
 } commands[] = {
     {"init", cmd_init, "create ./var: configuration, certificate, directories"},
     {"up", cmd_up, "run every daemon in the foreground (Ctrl-C stops them)"},
+    {"pay", cmd_pay, "send a request, paying its 402 (curl-like)"},
+    {"keys", cmd_keys, "sellers: add and list API keys"},
+    {"token", cmd_token, "sign a local seller token (local use)"},
 };
 
 static void

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -27,10 +28,11 @@
 extern char **environ;
 
 struct child {
-	const char *name;
+	const char *name; /* "router" runs cn2-router; "demo-upstream" cn2-demo-upstream */
 	uv_process_t proc;
 	uv_poll_t poll;
 	int fd;
+	int port; /* the demo upstream is ready when this port accepts; daemons say READY=1 */
 	int running, ready;
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -41,13 +43,13 @@ static struct {
 	struct child kids[MAX_DAEMONS];
 	size_t nkids, nready;
 	uv_signal_t sigint, sigterm;
-	uv_timer_t timer;
+	uv_timer_t timer, probe;
 	int stopping;
 	int status;
 } up;
 
 static void up_stop(int status);
-static void banner(void);
+static void up_ready(void);
 
 /* Readiness: one datagram socket per daemon, read from the loop. */
 
@@ -64,10 +66,7 @@ on_notify(uv_poll_t *p, int status, int events)
 	buf[n] = '\0';
 	if (!k->ready && (strcmp(buf, "READY=1") == 0 || strstr(buf, "READY=1\n") != NULL)) {
 		k->ready = 1;
-		if (++up.nready == up.nkids && !up.stopping) {
-			uv_timer_stop(&up.timer);
-			banner();
-		}
+		up_ready();
 	}
 }
 
@@ -121,8 +120,10 @@ on_exit_child(uv_process_t *p, int64_t status, int sig)
 static int
 child_spawn(struct child *k)
 {
-	char exe[400], conf[400], env_notify[160], flag[] = "-f";
+	char exe[400], conf[400], env_notify[160], flag[] = "-f", lflag[] = "-l", kflag[] = "-k";
+	char listen[64];
 	char *args[] = {exe, flag, conf, NULL};
+	char *demo_args[] = {exe, lflag, listen, kflag, conf, NULL};
 	uv_process_options_t o;
 	uv_stdio_container_t stdio[3];
 	char **env;
@@ -130,7 +131,12 @@ child_spawn(struct child *k)
 	int rc;
 
 	snprintf(exe, sizeof(exe), "%s/cn2-%s", up.paths.bindir, k->name);
-	snprintf(conf, sizeof(conf), "%s/%s.conf", up.paths.etc, k->name);
+	if (k->port != 0) {
+		snprintf(listen, sizeof(listen), "127.0.0.1:%d", k->port);
+		snprintf(conf, sizeof(conf), "%s/demo.key", up.paths.secrets);
+	} else {
+		snprintf(conf, sizeof(conf), "%s/%s.conf", up.paths.etc, k->name);
+	}
 	snprintf(env_notify, sizeof(env_notify), "NOTIFY_SOCKET=%s", k->sock);
 	while (environ[n] != NULL)
 		n++;
@@ -148,7 +154,7 @@ child_spawn(struct child *k)
 		stdio[i].data.fd = i;
 	}
 	o.file = exe;
-	o.args = args;
+	o.args = k->port != 0 ? demo_args : args;
 	o.env = env;
 	o.exit_cb = on_exit_child;
 	o.stdio = stdio;
@@ -194,6 +200,7 @@ up_stop(int status)
 		}
 	uv_close((uv_handle_t *)&up.sigint, NULL);
 	uv_close((uv_handle_t *)&up.sigterm, NULL);
+	uv_timer_stop(&up.probe);
 	if (!any) {
 		uv_stop(up.loop);
 		return;
@@ -244,6 +251,94 @@ edge_listen(const char *key, char *out, size_t cap)
 	fclose(fp);
 }
 
+/* The demo upstream's port, from the provider catalogue's demo entry. */
+static int
+demo_port(void)
+{
+	char path[400], line[512];
+	const char *p;
+	FILE *fp;
+	int port = 0;
+
+	snprintf(path, sizeof(path), "%s/providers.json", up.paths.etc);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 0;
+	while (port == 0 && fgets(line, sizeof(line), fp) != NULL)
+		if ((p = strstr(line, "\"http://127.0.0.1:")) != NULL)
+			port = atoi(p + 18);
+	fclose(fp);
+	return port;
+}
+
+static int
+port_open(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+static void
+on_probe(uv_timer_t *t)
+{
+	(void)t;
+	for (size_t i = 0; i < up.nkids; i++) {
+		struct child *k = &up.kids[i];
+
+		if (k->port != 0 && !k->ready && k->running && port_open(k->port)) {
+			k->ready = 1;
+			uv_timer_stop(&up.probe);
+			up_ready();
+		}
+	}
+}
+
+static void banner(void);
+
+/*
+ * First start: list the demo seller key for the demo provider through the
+ * platform API, as a seller would, so a paid request works at once.
+ */
+static void
+seed_demo(void)
+{
+	char marker[400], key[400], url[128], https[80];
+	FILE *fp;
+
+	snprintf(marker, sizeof(marker), "%s/demo-listed", up.paths.db);
+	if (access(marker, F_OK) == 0)
+		return;
+	edge_listen("listen_https", https, sizeof(https));
+	if (*https == '\0' || strrchr(https, ':') == NULL)
+		return;
+	snprintf(url, sizeof(url), "https://localhost:%s", strrchr(https, ':') + 1);
+	snprintf(key, sizeof(key), "%s/demo.key", up.paths.secrets);
+	printf("cn2: listing the demo seller's key for the demo provider (0.001 USD a request)\n");
+	fflush(stdout);
+	if (cli_keys_add(up.paths.dir, url, NULL, "demo-seller", "demo", key, "0.001") != 0) {
+		fprintf(stderr, "cn2: could not list the demo key; paid demo requests will get 503\n");
+		return;
+	}
+	if ((fp = fopen(marker, "w")) != NULL)
+		fclose(fp);
+}
+
+static void
+up_ready(void)
+{
+	if (++up.nready != up.nkids || up.stopping)
+		return;
+	uv_timer_stop(&up.timer);
+	seed_demo();
+	banner();
+}
+
 static void
 banner(void)
 {
@@ -258,6 +353,12 @@ banner(void)
 		    https, up.paths.tls, strrchr(https, ':') + 1);
 	if (*http)
 		printf("cn2: edge listens on http://%s\n", http);
+	if (*https)
+		printf("cn2: try a paid request:\n  %s/cn2 pay --dir %s "
+		       "https://demo.localhost:%s/v1/chat/completions \\\n"
+		       "    -H 'Content-Type: application/json' "
+		       "-d '{\"model\":\"demo-1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'\n",
+		    up.paths.bindir, up.paths.dir, strrchr(https, ':') + 1);
 	printf("cn2: Ctrl-C stops everything\n");
 	fflush(stdout);
 }
@@ -267,6 +368,9 @@ up_parse(int argc, char **argv, const char **dir, struct cli_init_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"dir", required_argument, NULL, 'd'},
+	    {"http-port", required_argument, NULL, 'p'},
+	    {"https-port", required_argument, NULL, 's'},
+	    {"demo-port", required_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -276,13 +380,21 @@ up_parse(int argc, char **argv, const char **dir, struct cli_init_opts *o)
 	while ((ch = getopt_long(argc, argv, "d:h", longopts, NULL)) != -1) {
 		if (ch == 'd') {
 			*dir = optarg;
+		} else if (ch == 'p' || ch == 's' || ch == 'u') {
+			int port = atoi(optarg);
+
+			if (port <= 0 || port > 65535)
+				return -1;
+			*(ch == 'p' ? &o->http_port : ch == 's' ? &o->https_port : &o->demo_port) = port;
 		} else if (ch == 'h') {
-			printf("usage: cn2 up [--dir DIR]\n"
+			printf("usage: cn2 up [--dir DIR] [--http-port N] [--https-port N] "
+			       "[--demo-port N]\n"
 			       "Run every cn2 daemon in the foreground with the configuration in\n"
 			       "DIR (default ./var, created by `cn2 init` on first start). Waits\n"
 			       "for each to be ready, prints where the edge listens, and stops\n"
 			       "them all on Ctrl-C. A daemon that dies stops the others: nothing\n"
-			       "is restarted behind your back.\n");
+			       "is restarted behind your back. The ports are used only when DIR is\n"
+			       "first created (see cn2 init).\n");
 			exit(0);
 		} else {
 			return -1;
@@ -313,7 +425,17 @@ cmd_up(int argc, char **argv)
 	uv_signal_start(&up.sigterm, on_signal, SIGTERM);
 	uv_timer_init(up.loop, &up.timer);
 	uv_timer_start(&up.timer, on_ready_timeout, READY_TIMEOUT_MS, 0);
-	for (size_t i = 0; i < cli_ndaemons && i < MAX_DAEMONS; i++) {
+	uv_timer_init(up.loop, &up.probe);
+	uv_timer_start(&up.probe, on_probe, 50, 50);
+	up.kids[0].name = "demo-upstream";
+	up.kids[0].port = demo_port();
+	up.nkids = 1;
+	if (up.kids[0].port == 0 || child_spawn(&up.kids[0]) != 0) {
+		fprintf(stderr, "cn2 up: cannot start the demo upstream (see %s/providers.json)\n",
+		    up.paths.etc);
+		up_stop(1);
+	}
+	for (size_t i = 0; i < cli_ndaemons && up.nkids < MAX_DAEMONS && !up.stopping; i++) {
 		struct child *k = &up.kids[up.nkids++];
 
 		k->name = cli_daemons[i];

@@ -33,6 +33,8 @@
 #define IPC_BACKOFF_MIN_MS 50
 #define IPC_BACKOFF_MAX_MS 1000
 #define PENDING_BUCKETS 1024 /* power of two */
+#define IPC_HELLO_MS 5000    /* a peer must say HELLO this soon after connecting */
+#define IPC_MAX_ACCEPTED 256 /* connections accepted at once (peers are a handful) */
 
 enum op_kind { OP_ACCEPT, OP_DIAL, OP_RECV, OP_SEND };
 
@@ -60,6 +62,7 @@ struct conn {
 	uint64_t cid;
 	enum ipc_role role; /* the peer's role, once its HELLO arrived */
 	int hello;
+	uint64_t hello_by;  /* uv_now deadline for the peer's HELLO */
 	int closing;
 	struct ipc_op rx, tx;
 	struct buf rb;	     /* received, not yet dispatched */
@@ -104,6 +107,7 @@ struct ipc {
 	struct pending *p_head, *p_tail;
 	size_t npending;
 	uint64_t next_cid, next_id;
+	size_t naccepted; /* accepted connections open */
 };
 
 static void conn_close(struct conn *c, const char *why);
@@ -301,6 +305,8 @@ conn_free(struct conn *c)
 	while (*pp != c)
 		pp = &(*pp)->next;
 	*pp = c->next;
+	if (c->dialer == NULL)
+		c->ipc->naccepted--;
 	nng_aio_free(c->rx.aio);
 	nng_aio_free(c->tx.aio);
 	nng_stream_free(c->st);
@@ -358,6 +364,9 @@ conn_new(struct ipc *ipc, nng_stream *st, struct dialer *d)
 	c->st = st;
 	c->dialer = d;
 	c->cid = ++ipc->next_cid;
+	c->hello_by = uv_now(ipc->cfg.loop) + IPC_HELLO_MS;
+	if (d == NULL)
+		ipc->naccepted++;
 	c->next = ipc->conns;
 	ipc->conns = c;
 	return c;
@@ -613,6 +622,12 @@ conn_start(struct ipc *ipc, nng_stream *st, struct dialer *d)
 	if (d != NULL) {
 		d->conn = c;
 		conn_send_hello(c);
+		/* A HELLO that could not be queued closed and freed c (and cleared d->conn). */
+		if (d->conn == NULL)
+			return;
+	} else if (ipc->naccepted > IPC_MAX_ACCEPTED) {
+		conn_close(c, "too many connections");
+		return;
 	} else if (conn_peer_uid(c, &uid) != 0 || !uid_allowed(ipc, uid)) {
 		log_warnx("refusing a connection from uid %lld", (long long)uid);
 		conn_close(c, "peer uid not in the peer table");
@@ -742,6 +757,19 @@ ipc_on_async(uv_async_t *a)
 	}
 }
 
+/* Close connections whose peer has not said HELLO in time. */
+static void
+ipc_hello_deadlines(struct ipc *ipc, uint64_t now)
+{
+	struct conn *c, *next;
+
+	for (c = ipc->conns; c != NULL; c = next) {
+		next = c->next;
+		if (!c->hello && !c->closing && now > c->hello_by)
+			conn_close(c, "no HELLO in time");
+	}
+}
+
 /* Time out requests whose deadline passed. Callbacks may open new requests. */
 static void
 ipc_on_tick(uv_timer_t *t)
@@ -750,6 +778,7 @@ ipc_on_tick(uv_timer_t *t)
 	uint64_t now = uv_now(ipc->cfg.loop);
 	struct pending *p;
 
+	ipc_hello_deadlines(ipc, now);
 	for (;;) {
 		for (p = ipc->p_head; p != NULL; p = p->next)
 			if (p->timeout_ms != 0 && p->deadline <= now)

@@ -35,6 +35,23 @@ struct ipc_desc {
 /* Strings are char arrays: the bound is the array size less the NUL. */
 #define FSTR(s, m, lo) {F_STR, offsetof(struct s, m), lo, sizeof(((struct s *)0)->m) - 1}
 #define FBYTES(s, m, hi) {F_BYTES, offsetof(struct s, m), 0, hi}
+#define FMAC(s, m) {F_BYTES, offsetof(struct s, m), IPC_MAC_LEN, IPC_MAC_LEN}
+#define FAMOUNT(s, m) FI64(s, m, 0, INT64_MAX)
+/* Nested structs: p is the path to the nested member, e.g. route or ticket.route. */
+#define FROUTE(s, p)                                  \
+	FSTR(s, p.provider, 1), FSTR(s, p.method, 1), \
+	    FSTR(s, p.path, 1), FU8(s, p.pool, POOL_STANDARD, POOL_PREMIUM), FSTR(s, p.region, 0)
+/* M maps a member name to its path: TOP(x) is x, IN_TICKET(x) is ticket.x, … */
+#define TOP(x) x
+#define IN_TICKET(x) ticket.x
+#define IN_GRANT(x) grant.x
+#define FTICKET(s, M)                                                                     \
+	FSTR(s, M(payment_id), 1), FSTR(s, M(pay_method), 1), FAMOUNT(s, M(amount)),       \
+	    FROUTE(s, M(route)), FI64(s, M(expires), 0, INT64_MAX), FMAC(s, M(mac))
+#define FGRANT(s, M)                                                                      \
+	FSTR(s, M(grant_id), 1), FSTR(s, M(key_id), 1), FSTR(s, M(payment_id), 1),           \
+	    FROUTE(s, M(route)), FI64(s, M(expires), 0, INT64_MAX), FMAC(s, M(mac)),          \
+	    FSTR(s, M(seller_id), 1), FAMOUNT(s, M(seller_price)), FMAC(s, M(award_mac))
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct ipc_field hello_fields[] = {
@@ -60,11 +77,183 @@ static const struct ipc_field error_fields[] = {
     FSTR(ipc_error, detail, 0),
 };
 
+static const struct ipc_field problem_fields[] = {
+    FU16(ipc_problem, status, 400, 599),
+    FSTR(ipc_problem, name, 1),
+    FSTR(ipc_problem, detail, 0),
+};
+
+static const struct ipc_field quote_fields[] = {FROUTE(ipc_quote, route)};
+
+static const struct ipc_field quote_rep_fields[] = {
+    FAMOUNT(ipc_quote_rep, amount),
+    FU32(ipc_quote_rep, keys, 0, UINT32_MAX),
+};
+
+static const struct ipc_field challenge_fields[] = {
+    FROUTE(ipc_challenge, route),
+    FSTR(ipc_challenge, realm, 1),
+    FAMOUNT(ipc_challenge, amount),
+    FSTR(ipc_challenge, accept, 0),
+};
+
+static const struct ipc_field pay_required_fields[] = {
+    FU16(ipc_pay_required, status, 400, 599),
+    FSTR(ipc_pay_required, challenge_id, 0),
+    FBYTES(ipc_pay_required, www_auth, 16384),
+    FBYTES(ipc_pay_required, body, 8192),
+};
+
+static const struct ipc_field verify_fields[] = {
+    FROUTE(ipc_verify, route),
+    FSTR(ipc_verify, realm, 1),
+    FAMOUNT(ipc_verify, amount),
+    FSTR(ipc_verify, accept, 0),
+    FU8(ipc_verify, ncredentials, 1, 255),
+    FU8(ipc_verify, header, 0, 1),
+    FBYTES(ipc_verify, credential, 16384),
+};
+
+
+
+static const struct ipc_field ticket_fields[] = {FTICKET(ipc_ticket, TOP)};
+
+static const struct ipc_field assign_fields[] = {
+    FTICKET(ipc_assign, IN_TICKET),
+    FSTR(ipc_assign, exclude, 0),
+};
+
+
+
+static const struct ipc_field grant_fields[] = {FGRANT(ipc_grant, TOP)};
+
+static const struct ipc_field forward_fields[] = {
+    FGRANT(ipc_forward, IN_GRANT),
+    FSTR(ipc_forward, target, 1),
+    FBYTES(ipc_forward, headers, 65536),
+    FBYTES(ipc_forward, body, IPC_BODY_MAX),
+};
+
+static const struct ipc_field fwd_head_fields[] = {
+    FU16(ipc_fwd_head, status, 100, 599),
+    FBYTES(ipc_fwd_head, headers, 65536),
+};
+
+static const struct ipc_field fwd_data_fields[] = {FBYTES(ipc_fwd_data, data, IPC_CHUNK_MAX)};
+
+static const struct ipc_field fwd_end_fields[] = {
+    FU8(ipc_fwd_end, ok, 0, 1),
+    FU8(ipc_fwd_end, started, 0, 1),
+    FSTR(ipc_fwd_end, detail, 0),
+};
+
+static const struct ipc_field fwd_ack_fields[] = {FU32(ipc_fwd_ack, bytes, 1, IPC_BODY_MAX)};
+
+static const struct ipc_field outcome_fields[] = {
+    FSTR(ipc_outcome, key_id, 1),
+    FSTR(ipc_outcome, grant_id, 1),
+    FROUTE(ipc_outcome, route),
+    FU16(ipc_outcome, status, 0, 599),
+    FU32(ipc_outcome, latency_ms, 0, UINT32_MAX),
+    FU8(ipc_outcome, failure, FAIL_NONE, FAIL_CANCEL),
+};
+
+static const struct ipc_field settle_fields[] = {
+    FSTR(ipc_settle, payment_id, 1),
+    FU8(ipc_settle, outcome, SETTLE_CAPTURE, SETTLE_RELEASE),
+    FSTR(ipc_settle, key_id, 0),
+    FSTR(ipc_settle, seller_id, 0),
+    FAMOUNT(ipc_settle, seller_price),
+    FBYTES(ipc_settle, award_mac, IPC_MAC_LEN),
+};
+
+static const struct ipc_field settled_fields[] = {FSTR(ipc_settled, receipt, 0)};
+
+static const struct ipc_field ledger_pending_fields[] = {
+    FSTR(ipc_ledger_pending, xfer_id, 1),
+    FSTR(ipc_ledger_pending, payment_ref, 1),
+    FSTR(ipc_ledger_pending, pay_method, 1),
+    FI64(ipc_ledger_pending, amount, 1, INT64_MAX),
+};
+
+static const struct ipc_field ledger_post_fields[] = {
+    FSTR(ipc_ledger_post, xfer_id, 1),
+    FSTR(ipc_ledger_post, seller_id, 1),
+    FAMOUNT(ipc_ledger_post, seller_amount),
+};
+
+static const struct ipc_field ledger_void_fields[] = {FSTR(ipc_ledger_void, xfer_id, 1)};
+
+static const struct ipc_field key_put_fields[] = {
+    FSTR(ipc_key_put, key_id, 1),
+    FSTR(ipc_key_put, seller_id, 1),
+    FSTR(ipc_key_put, provider, 1),
+    FBYTES(ipc_key_put, secret, 4096),
+};
+
+static const struct ipc_field listing_fields[] = {
+    FSTR(ipc_listing, key_id, 1),
+    FSTR(ipc_listing, seller_id, 1),
+    FSTR(ipc_listing, provider, 1),
+    FAMOUNT(ipc_listing, price),
+    FSTR(ipc_listing, status, 1),
+    FI64(ipc_listing, created, 0, INT64_MAX),
+};
+
+static const struct ipc_field listing_list_fields[] = {FSTR(ipc_listing_list, seller_id, 1)};
+
+static const struct ipc_field api_fields[] = {
+    FSTR(ipc_api, method, 1),
+    FSTR(ipc_api, target, 1),
+    FSTR(ipc_api, authorization, 0),
+    FSTR(ipc_api, content_type, 0),
+    FBYTES(ipc_api, body, 1u << 20),
+};
+
+static const struct ipc_field api_rep_fields[] = {
+    FU16(ipc_api_rep, status, 100, 599),
+    FSTR(ipc_api_rep, content_type, 0),
+    FBYTES(ipc_api_rep, body, 4u << 20),
+};
+
+#define REQ IPC_MF_REQUEST
+#define FIN IPC_MF_FINAL
+#define INF IPC_MF_INFLIGHT
+#define MSG(name, flags, fields) {name, flags, fields, NF(fields)}
+
 static const struct ipc_desc catalogue[IPC_TYPE_MAX] = {
-    [IPC_HELLO] = {"HELLO", 0, hello_fields, NF(hello_fields)},
-    [IPC_HEALTH] = {"HEALTH", IPC_MF_REQUEST, NULL, 0},
-    [IPC_HEALTH_REP] = {"HEALTH_REP", IPC_MF_FINAL, health_rep_fields, NF(health_rep_fields)},
-    [IPC_ERROR] = {"ERROR", IPC_MF_FINAL, error_fields, NF(error_fields)},
+    [IPC_HELLO] = MSG("HELLO", 0, hello_fields),
+    [IPC_HEALTH] = {"HEALTH", REQ, NULL, 0},
+    [IPC_HEALTH_REP] = MSG("HEALTH_REP", FIN, health_rep_fields),
+    [IPC_ERROR] = MSG("ERROR", FIN, error_fields),
+    [IPC_ACK] = {"ACK", FIN, NULL, 0},
+    [IPC_PROBLEM] = MSG("PROBLEM", FIN, problem_fields),
+    [IPC_QUOTE] = MSG("QUOTE", REQ, quote_fields),
+    [IPC_QUOTE_REP] = MSG("QUOTE_REP", FIN, quote_rep_fields),
+    [IPC_CHALLENGE] = MSG("CHALLENGE", REQ, challenge_fields),
+    [IPC_PAY_REQUIRED] = MSG("PAY_REQUIRED", FIN, pay_required_fields),
+    [IPC_VERIFY] = MSG("VERIFY", REQ, verify_fields),
+    [IPC_TICKET] = MSG("TICKET", FIN, ticket_fields),
+    [IPC_ASSIGN] = MSG("ASSIGN", REQ, assign_fields),
+    [IPC_GRANT] = MSG("GRANT", FIN, grant_fields),
+    [IPC_FORWARD] = MSG("FORWARD", REQ, forward_fields),
+    [IPC_FWD_HEAD] = MSG("FWD_HEAD", 0, fwd_head_fields),
+    [IPC_FWD_DATA] = MSG("FWD_DATA", 0, fwd_data_fields),
+    [IPC_FWD_END] = MSG("FWD_END", FIN, fwd_end_fields),
+    [IPC_FWD_ACK] = MSG("FWD_ACK", INF, fwd_ack_fields),
+    [IPC_FWD_CANCEL] = {"FWD_CANCEL", INF, NULL, 0},
+    [IPC_OUTCOME] = MSG("OUTCOME", REQ, outcome_fields),
+    [IPC_SETTLE] = MSG("SETTLE", REQ, settle_fields),
+    [IPC_SETTLED] = MSG("SETTLED", FIN, settled_fields),
+    [IPC_LEDGER_PENDING] = MSG("LEDGER_PENDING", REQ, ledger_pending_fields),
+    [IPC_LEDGER_POST] = MSG("LEDGER_POST", REQ, ledger_post_fields),
+    [IPC_LEDGER_VOID] = MSG("LEDGER_VOID", REQ, ledger_void_fields),
+    [IPC_KEY_PUT] = MSG("KEY_PUT", REQ, key_put_fields),
+    [IPC_LISTING_PUT] = MSG("LISTING_PUT", REQ, listing_fields),
+    [IPC_LISTING_LIST] = MSG("LISTING_LIST", REQ, listing_list_fields),
+    [IPC_LISTING] = MSG("LISTING", 0, listing_fields),
+    [IPC_API] = MSG("API", REQ, api_fields),
+    [IPC_API_REP] = MSG("API_REP", FIN, api_rep_fields),
 };
 
 static const char *const role_names[ROLE_MAX] = {
@@ -344,12 +533,14 @@ ipc_decode(const uint8_t *buf, size_t len, struct ipc_hdr *hdr, union ipc_any *m
     const char **why)
 {
 	const struct ipc_desc *d;
-	const uint8_t *p = buf + IPC_HDR_LEN, *end = buf + len;
+	const uint8_t *p, *end = buf + len;
 
 	if (len < IPC_HDR_LEN || ipc_hdr_read(buf, hdr) != 0 || hdr->len != len) {
 		*why = "bad frame header";
 		return -1;
 	}
+	/* Only now is buf + IPC_HDR_LEN inside the buffer (or one past its end). */
+	p = buf + IPC_HDR_LEN;
 	if ((d = desc_get(hdr->type)) == NULL) {
 		*why = "unknown message type";
 		return -1;

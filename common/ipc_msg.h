@@ -26,7 +26,7 @@
 
 #define IPC_VERSION 1
 #define IPC_HDR_LEN 16
-#define IPC_MAX_FRAME (4u << 20)
+#define IPC_MAX_FRAME (16u << 20)
 
 /* Who is at the other end of a connection. */
 enum ipc_role {
@@ -44,13 +44,65 @@ enum ipc_role {
 const char *ipc_role_name(enum ipc_role role);
 enum ipc_role ipc_role_parse(const char *name); /* ROLE_NONE if unknown */
 
+/*
+ * Message types. The comment says who sends it to whom; "→ X" names the
+ * final reply. A paid request (DESIGN.md §3) is QUOTE, CHALLENGE or VERIFY,
+ * ASSIGN, FORWARD (streamed back as FWD_HEAD, FWD_DATA…, FWD_END), OUTCOME,
+ * SETTLE, and the ledger postings payments makes.
+ */
 enum ipc_type {
 	IPC_HELLO = 1,	     /* both ways, first frame on a connection */
-	IPC_HEALTH = 2,	     /* request: empty */
-	IPC_HEALTH_REP = 3,  /* reply to IPC_HEALTH */
-	IPC_ERROR = 4,	     /* reply: a request failed */
+	IPC_HEALTH = 2,	     /* any → any: → HEALTH_REP */
+	IPC_HEALTH_REP = 3,
+	IPC_ERROR = 4,	     /* reply: the request failed inside cn2 */
+	IPC_ACK = 5,	     /* reply: done, nothing to say */
+	IPC_PROBLEM = 6,     /* reply: an HTTP problem the edge passes to the client */
+
+	IPC_QUOTE = 10,	     /* edge → router: → QUOTE_REP or PROBLEM */
+	IPC_QUOTE_REP = 11,
+	IPC_CHALLENGE = 12,  /* edge → payments: → PAY_REQUIRED */
+	IPC_PAY_REQUIRED = 13,
+	IPC_VERIFY = 14,     /* edge → payments: → TICKET or PAY_REQUIRED */
+	IPC_TICKET = 15,
+	IPC_ASSIGN = 16,     /* edge → router: → GRANT or PROBLEM */
+	IPC_GRANT = 17,
+	IPC_FORWARD = 18,    /* edge → vault: → FWD_HEAD, FWD_DATA…, FWD_END */
+	IPC_FWD_HEAD = 19,
+	IPC_FWD_DATA = 20,
+	IPC_FWD_END = 21,
+	IPC_FWD_ACK = 22,    /* edge → vault, in flight: bytes delivered to the buyer */
+	IPC_FWD_CANCEL = 23, /* edge → vault, in flight: the buyer went away */
+	IPC_OUTCOME = 24,    /* vault → router: → ACK */
+	IPC_SETTLE = 25,     /* edge → payments: → SETTLED or PROBLEM */
+	IPC_SETTLED = 26,
+
+	IPC_LEDGER_PENDING = 30, /* payments → ledger: → ACK or ERROR */
+	IPC_LEDGER_POST = 31,	 /* payments → ledger: → ACK or ERROR */
+	IPC_LEDGER_VOID = 32,	 /* payments → ledger: → ACK or ERROR */
+
+	IPC_KEY_PUT = 40,	 /* platform → vault: → ACK or PROBLEM */
+	IPC_LISTING_PUT = 41,	 /* platform → router: → ACK or PROBLEM */
+	IPC_LISTING_LIST = 42,	 /* platform → router: → LISTING…, ACK */
+	IPC_LISTING = 43,
+	IPC_API = 44,		 /* edge → platform: → API_REP */
+	IPC_API_REP = 45,
 	IPC_TYPE_MAX,
 };
+
+/* Sizes of the text fields shared by several messages (arrays hold one more, for NUL). */
+#define IPC_ID_MAX 63	     /* payment (challenge) ids, seller ids */
+#define IPC_KEY_ID_MAX 47    /* key and grant ids */
+#define IPC_PROVIDER_MAX 31
+#define IPC_METHOD_MAX 15    /* an HTTP method, or a payment method name */
+#define IPC_PATH_MAX 511     /* a request path without its query */
+#define IPC_TARGET_MAX 2047  /* a request target: path and query */
+#define IPC_REGION_MAX 3
+#define IPC_MAC_LEN 32	     /* HMAC-SHA256 */
+#define IPC_BODY_MAX (8u << 20)
+#define IPC_CHUNK_MAX (256u << 10)
+
+enum ipc_pool { POOL_STANDARD = 0, POOL_PREMIUM = 1 };
+enum ipc_settle_outcome { SETTLE_CAPTURE = 1, SETTLE_RELEASE = 2 };
 
 /* A byte string inside a received frame: valid until the handler returns. */
 struct ipc_bytes {
@@ -90,11 +142,218 @@ struct ipc_error {
 	char detail[256];
 };
 
+struct ipc_problem {
+	uint16_t status; /* 400..599 */
+	char name[48];	 /* the problem type's last part: "no-key-available" */
+	char detail[256];
+};
+
+/* What is being bought: the provider route, in which pool and region. */
+struct ipc_route {
+	char provider[IPC_PROVIDER_MAX + 1];
+	char method[IPC_METHOD_MAX + 1];
+	char path[IPC_PATH_MAX + 1];
+	uint8_t pool;
+	char region[IPC_REGION_MAX + 1];
+};
+
+struct ipc_quote {
+	struct ipc_route route;
+};
+
+struct ipc_quote_rep {
+	int64_t amount; /* µUSD the buyer pays, fee included */
+	uint32_t keys;	/* eligible keys at that price or under */
+};
+
+struct ipc_challenge {
+	struct ipc_route route;
+	char realm[128];
+	int64_t amount;
+	char accept[256]; /* the buyer's Accept-Payment header, or "" */
+};
+
+/* A 402 (or 400/409) for the buyer: the edge copies it out as it is. */
+struct ipc_pay_required {
+	uint16_t status;
+	char challenge_id[IPC_ID_MAX + 1];
+	struct ipc_bytes www_auth; /* one WWW-Authenticate value per line ("\n") */
+	struct ipc_bytes body;	   /* application/problem+json */
+};
+
+struct ipc_verify {
+	struct ipc_route route;
+	char realm[128];
+	int64_t amount;		      /* what this route costs now */
+	char accept[256];
+	uint8_t ncredentials;	      /* credentials the request carried (1 is valid) */
+	uint8_t header;		      /* 0: from Authorization, 1: from Payment-Authorization */
+	struct ipc_bytes credential; /* the header value, "Payment …" */
+};
+
+/* payments' word that a payment covers a route: MAC under the ticket secret. */
+struct ipc_ticket {
+	char payment_id[IPC_ID_MAX + 1];
+	char pay_method[IPC_METHOD_MAX + 1];
+	int64_t amount;
+	struct ipc_route route;
+	int64_t expires; /* unix seconds */
+	struct ipc_bytes mac;
+};
+
+struct ipc_assign {
+	struct ipc_ticket ticket;
+	char exclude[256]; /* key ids already tried, comma-separated */
+};
+
+/*
+ * router's choice. The grant (MAC under the grant secret) lets the vault use
+ * one key once for this route; the award (MAC under the ticket secret) tells
+ * payments which seller earns what when the payment is captured.
+ */
+struct ipc_grant {
+	char grant_id[IPC_KEY_ID_MAX + 1];
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char payment_id[IPC_ID_MAX + 1];
+	struct ipc_route route;
+	int64_t expires;
+	struct ipc_bytes mac;
+	char seller_id[IPC_ID_MAX + 1];
+	int64_t seller_price;
+	struct ipc_bytes award_mac;
+};
+
+struct ipc_forward {
+	struct ipc_grant grant;
+	char target[IPC_TARGET_MAX + 1]; /* path and query as the buyer sent them */
+	struct ipc_bytes headers;	 /* "Name: value\r\n" lines, already filtered */
+	struct ipc_bytes body;
+};
+
+struct ipc_fwd_head {
+	uint16_t status;
+	struct ipc_bytes headers; /* "Name: value\r\n" lines, already filtered */
+};
+
+struct ipc_fwd_data {
+	struct ipc_bytes data;
+};
+
+struct ipc_fwd_end {
+	uint8_t ok;	  /* 1: the upstream response ended cleanly */
+	uint8_t started;  /* 1: FWD_HEAD was sent before this */
+	char detail[128]; /* why not ok */
+};
+
+struct ipc_fwd_ack {
+	uint32_t bytes;
+};
+
+struct ipc_outcome {
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char grant_id[IPC_KEY_ID_MAX + 1];
+	struct ipc_route route;
+	uint16_t status;     /* upstream HTTP status, 0 if none */
+	uint32_t latency_ms; /* to the first byte of the response */
+	uint8_t failure;     /* enum ipc_failure */
+};
+
+enum ipc_failure { FAIL_NONE = 0, FAIL_CONNECT = 1, FAIL_TIMEOUT = 2, FAIL_CUT = 3, FAIL_CANCEL = 4 };
+
+struct ipc_settle {
+	char payment_id[IPC_ID_MAX + 1];
+	uint8_t outcome; /* enum ipc_settle_outcome */
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char seller_id[IPC_ID_MAX + 1];
+	int64_t seller_price;
+	struct ipc_bytes award_mac;
+};
+
+struct ipc_settled {
+	char receipt[1024]; /* Payment-Receipt value on capture, "" on release */
+};
+
+struct ipc_ledger_pending {
+	char xfer_id[72];
+	char payment_ref[IPC_ID_MAX + 1];
+	char pay_method[IPC_METHOD_MAX + 1];
+	int64_t amount;
+};
+
+struct ipc_ledger_post {
+	char xfer_id[72];
+	char seller_id[IPC_ID_MAX + 1];
+	int64_t seller_amount; /* the rest of the pending amount is the platform's */
+};
+
+struct ipc_ledger_void {
+	char xfer_id[72];
+};
+
+struct ipc_key_put {
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char seller_id[IPC_ID_MAX + 1];
+	char provider[IPC_PROVIDER_MAX + 1];
+	struct ipc_bytes secret;
+};
+
+struct ipc_listing {
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char seller_id[IPC_ID_MAX + 1];
+	char provider[IPC_PROVIDER_MAX + 1];
+	int64_t price; /* µUSD per request, to the seller */
+	char status[16];
+	int64_t created; /* unix seconds; 0 in LISTING_PUT */
+};
+
+struct ipc_listing_list {
+	char seller_id[IPC_ID_MAX + 1];
+};
+
+struct ipc_api {
+	char method[IPC_METHOD_MAX + 1];
+	char target[IPC_TARGET_MAX + 1];
+	char authorization[4096];
+	char content_type[128];
+	struct ipc_bytes body;
+};
+
+struct ipc_api_rep {
+	uint16_t status;
+	char content_type[64];
+	struct ipc_bytes body;
+};
+
 /* The largest decoded message: decode into this. */
 union ipc_any {
 	struct ipc_hello hello;
 	struct ipc_health_rep health_rep;
 	struct ipc_error error;
+	struct ipc_problem problem;
+	struct ipc_quote quote;
+	struct ipc_quote_rep quote_rep;
+	struct ipc_challenge challenge;
+	struct ipc_pay_required pay_required;
+	struct ipc_verify verify;
+	struct ipc_ticket ticket;
+	struct ipc_assign assign;
+	struct ipc_grant grant;
+	struct ipc_forward forward;
+	struct ipc_fwd_head fwd_head;
+	struct ipc_fwd_data fwd_data;
+	struct ipc_fwd_end fwd_end;
+	struct ipc_fwd_ack fwd_ack;
+	struct ipc_outcome outcome;
+	struct ipc_settle settle;
+	struct ipc_settled settled;
+	struct ipc_ledger_pending ledger_pending;
+	struct ipc_ledger_post ledger_post;
+	struct ipc_ledger_void ledger_void;
+	struct ipc_key_put key_put;
+	struct ipc_listing listing;
+	struct ipc_listing_list listing_list;
+	struct ipc_api api;
+	struct ipc_api_rep api_rep;
 };
 
 /* Message flags in the catalogue. */

@@ -56,7 +56,7 @@ notify_watchdog_usec(void)
 	char *end;
 	unsigned long long v;
 
-	if (usec == NULL)
+	if (usec == NULL || *usec < '0' || *usec > '9')
 		return 0;
 	if (pid != NULL && strtol(pid, NULL, 10) != (long)getpid())
 		return 0;

@@ -11,6 +11,7 @@
 
 #include "common/daemon.h"
 #include "common/http.h"
+#include "common/providers.h"
 #include "edge/tls.h"
 
 #define EDGE_PROBLEM_BASE "https://cn2.ai/problems/"
@@ -25,6 +26,8 @@ struct edge_cfg {
 	int64_t max_body;	   /* bytes of a request body, after chunked decoding */
 	int64_t header_timeout_ms; /* from a head's first byte (or the TLS hello) to its end */
 	int64_t idle_timeout_ms;   /* keep-alive wait for the next request, and body stalls */
+	char domain[128];	   /* "localhost": providers at <name>.<domain>, the API at <domain> */
+	char providers[256];	   /* the provider catalogue */
 };
 
 struct hconn;
@@ -33,12 +36,17 @@ struct hconn;
 struct hjob {
 	struct hconn *conn; /* NULL once the client went away: finish quietly */
 	void (*cancel)(struct hjob *job); /* called when the connection closes; may be NULL */
+	void (*drain)(struct hjob *job);  /* the write queue fell below HCONN_LOW_WATER; may be NULL */
 };
+
+/* Bytes queued for the client below which a streaming job is told to send more. */
+#define HCONN_LOW_WATER (64u << 10)
 
 struct edge {
 	struct daemon *d;
 	const struct edge_cfg *cfg;
 	struct tls_config *tls;
+	struct providers catalogue;
 	uv_tcp_t http, https;
 	int http_on, https_on;
 	int stopping;
@@ -61,10 +69,29 @@ void hconn_respond(struct hconn *c, int status, const char *ctype, const char *e
     const void *body, size_t len);
 void hconn_problem(struct hconn *c, int status, const char *name, const char *detail);
 
+/*
+ * Streaming a response of unknown length (HTTP/1.1 chunked): the head, any
+ * number of chunks, then the end. A clean end writes the last chunk and the
+ * request is over; an unclean one closes the connection once what is queued
+ * is written, so the client sees a truncated body, never a clean end.
+ */
+int hconn_stream_head(struct hconn *c, int status, const char *extra_headers);
+int hconn_stream_data(struct hconn *c, const void *data, size_t len);
+void hconn_stream_end(struct hconn *c, int clean);
+size_t hconn_queued(struct hconn *c); /* bytes queued for the client, not yet written */
+int hconn_minor(struct hconn *c);      /* HTTP/1.<minor> of the request */
+
 /* route.c: called once per complete request. */
 void edge_route(struct edge *e, struct hconn *c);
 
 /* health.c: GET /healthz. */
 void edge_health(struct edge *e, struct hconn *c);
+
+/* proxy.c: a buyer's request to a provider subdomain (host is the Host without port). */
+void edge_proxy(struct edge *e, struct hconn *c, const struct provider *pv, const char *host,
+    size_t hostlen);
+
+/* api.c: /api/… on the root host, passed to cn2-platform. */
+void edge_api(struct edge *e, struct hconn *c);
 
 #endif

@@ -42,6 +42,10 @@ static const struct cfg_key keys[] = {
 	600000, "10000", "time for a TLS handshake or a request head"},
     {"idle_timeout_ms", CFG_INT, offsetof(struct edge_cfg, idle_timeout_ms), 0, 100, 3600000,
 	"30000", "keep-alive and body-stall timeout"},
+    {"domain", CFG_STR, offsetof(struct edge_cfg, domain), SZ(domain), 1, 127, "localhost",
+	"providers at <name>.<domain>, the platform API at <domain> and api.<domain>"},
+    {"providers", CFG_PATH, offsetof(struct edge_cfg, providers), SZ(providers), 1, 255,
+	"/etc/cn2/providers.json", "the provider catalogue"},
     CFG_END,
 };
 
@@ -54,13 +58,18 @@ start(struct daemon *d, char *err, size_t errlen)
 	edge.d = d;
 	edge.cfg = &cfg;
 	d->priv = &edge;
+	if (providers_load(cfg.providers, &edge.catalogue, err, errlen) != 0)
+		return -1;
 	return edge_server_start(&edge, err, errlen);
 }
 
 static void
 stop(struct daemon *d)
 {
-	edge_server_stop(d->priv);
+	struct edge *e = d->priv;
+
+	edge_server_stop(e);
+	providers_free(&e->catalogue);
 }
 
 static const struct daemon_spec spec = {

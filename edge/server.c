@@ -13,6 +13,7 @@
  */
 #include "edge/edge.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +59,13 @@ static void hconn_advance(struct hconn *c);
 static void
 on_written(uv_write_t *req, int status)
 {
+	struct hconn *c = req->handle->data;
+
 	(void)status; /* a failed write shows up as a read error or EOF */
 	free(req);
+	if (c->job != NULL && c->job->drain != NULL && c->state != ST_CLOSING &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < HCONN_LOW_WATER)
+		c->job->drain(c->job);
 }
 
 static int
@@ -93,6 +99,27 @@ hconn_write(struct hconn *c, const void *buf, size_t len)
 	if (c->tls != NULL)
 		return tls_conn_write(c->tls, buf, len) == 0 ? 0 : -1;
 	return hconn_send_raw(c, buf, len);
+}
+
+/* Several pieces as one write (one TLS record run, one syscall). */
+static int
+hconn_writev(struct hconn *c, const uv_buf_t *v, size_t n)
+{
+	size_t total = 0, off = 0;
+	char *p;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		total += v[i].len;
+	if ((p = malloc(total)) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p + off, v[i].base, v[i].len);
+		off += v[i].len;
+	}
+	rc = hconn_write(c, p, total);
+	free(p);
+	return rc;
 }
 
 /* Closing: after queued writes drain when graceful. */
@@ -246,10 +273,14 @@ hconn_respond(struct hconn *c, int status, const char *ctype, const char *extra_
 		hconn_close(c);
 		return;
 	}
-	if (hconn_write(c, head, (size_t)n) != 0 ||
-	    (len > 0 && !is_head_request(c) && hconn_write(c, body, len) != 0)) {
-		hconn_close(c);
-		return;
+	{
+		uv_buf_t v[2] = {uv_buf_init(head, (unsigned)n),
+		    uv_buf_init((char *)(uintptr_t)body, (unsigned)len)};
+
+		if (hconn_writev(c, v, len > 0 && !is_head_request(c) ? 2 : 1) != 0) {
+			hconn_close(c);
+			return;
+		}
 	}
 	hconn_done(c);
 }
@@ -270,6 +301,73 @@ hconn_problem(struct hconn *c, int status, const char *name, const char *detail)
 		return;
 	}
 	hconn_done(c);
+}
+
+int
+hconn_stream_head(struct hconn *c, int status, const char *extra_headers)
+{
+	char head[16384];
+	int n;
+
+	if (c->state != ST_HANDLE)
+		return -1;
+	n = http_write_head(head, sizeof(head), status, extra_headers, NULL, -1, c->keep_alive);
+	if (n < 0 || hconn_write(c, head, (size_t)n) != 0) {
+		hconn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+int
+hconn_stream_data(struct hconn *c, const void *data, size_t len)
+{
+	char line[32];
+	int n;
+
+	if (c->state != ST_HANDLE)
+		return -1;
+	if (len == 0)
+		return 0;
+	n = http_chunk_write_head(line, sizeof(line), len);
+	if (n > 0) {
+		uv_buf_t v[3] = {uv_buf_init(line, (unsigned)n), uv_buf_init((char *)(uintptr_t)data,
+		    (unsigned)len), uv_buf_init((char *)(uintptr_t)"\r\n", 2)};
+
+		if (hconn_writev(c, v, 3) == 0)
+			return 0;
+	}
+	hconn_close(c);
+	return -1;
+}
+
+void
+hconn_stream_end(struct hconn *c, int clean)
+{
+	if (c->state != ST_HANDLE)
+		return;
+	if (!clean) {
+		c->job = NULL;
+		hconn_finish(c);
+		return;
+	}
+	if (hconn_write(c, "0\r\n\r\n", 5) != 0) {
+		hconn_close(c);
+		return;
+	}
+	hconn_done(c);
+}
+
+size_t
+hconn_queued(struct hconn *c)
+{
+	return uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+}
+
+int
+hconn_minor(struct hconn *c)
+{
+	return c->req.minor;
 }
 
 const struct http_request *

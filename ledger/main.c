@@ -1,17 +1,22 @@
 /*
  * cn2-ledger — double-entry, append-only earnings.
  *
- * Owns:       ledger.db: accounts, transfers, payouts.
- * Talks:      accepts payments (postings), platform-api (earnings) and ctl (health);
- *       dials nobody.
- * Must never: update or delete a posted transfer. No network at all.
+ * Owns:       ledger.db: accounts, two-phase transfers and their entries, hash-chained.
+ * Talks:      accepts payments (LEDGER_PENDING, _POST, _VOID), platform-api and ctl
+ *             (health); dials nobody.
+ * Must never: update or delete a transfer, or acknowledge one before it is durable.
+ *             No network at all.
  * Fails:      a bad configuration or a database it cannot open or trust stops it at
  *             start (exit 1, systemd restarts it); a malformed message closes only
- *             the connection it came on.
+ *             the connection it came on; a write the database refuses is answered
+ *             with an ERROR and leaves nothing behind.
  *
- * This file only wires the skeleton: configuration table, peer table, handlers.
+ * `cn2-ledger balances [-f config]` is the auditor's trial balance (balances.c);
+ * any other command line runs the daemon. This file only wires the skeleton:
+ * configuration table, peer table, handlers.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "common/daemon.h"
 #include "ledger/ledger.h"
@@ -28,7 +33,8 @@ static const struct cfg_key keys[] = {
 };
 
 /* The peer table: who may connect here, and what each may send. */
-static const uint16_t from_payments[] = {IPC_HEALTH};
+static const uint16_t from_payments[] = {IPC_HEALTH, IPC_LEDGER_PENDING, IPC_LEDGER_POST,
+    IPC_LEDGER_VOID};
 static const uint16_t from_platform[] = {IPC_HEALTH};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
@@ -42,7 +48,7 @@ static int
 start(struct daemon *d, char *err, size_t errlen)
 {
 	d->priv = &state;
-	return ledger_start(&state, &cfg, err, errlen);
+	return ledger_start(&state, d, &cfg, err, errlen);
 }
 
 static void
@@ -66,7 +72,8 @@ stop(struct daemon *d)
 static const struct daemon_spec spec = {
     .name = "ledger",
     .role = ROLE_LEDGER,
-    .summary = "cn2 ledger daemon: double-entry, append-only earnings.",
+    .summary = "cn2 ledger daemon: double-entry, append-only earnings.\n"
+	       "Also: cn2-ledger balances [-f config] prints the trial balance (read-only).",
     .keys = keys,
     .cfg = &cfg,
     .accept = peers,
@@ -82,5 +89,7 @@ static const struct daemon_spec spec = {
 int
 main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "balances") == 0)
+		return balances_main(argc - 1, argv + 1, keys, &cfg);
 	return daemon_main(argc, argv, &spec);
 }

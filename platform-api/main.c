@@ -1,11 +1,15 @@
 /*
  * cn2-platform — the seller REST API behind the edge.
  *
- * Owns:       platform.db: sellers, webhook endpoints and deliveries, disputes.
- * Talks:      accepts edge (API requests) and ctl (health); dials router, vault, ledger.
- * Must never: see a plaintext seller key. Outbound network: webhook delivery only.
- * Fails:      a bad configuration or a database it cannot open or trust stops it at
- *             start (exit 1, systemd restarts it); a malformed message closes only
+ * Owns:       platform.db: sellers and which keys they listed (webhook endpoints,
+ *             deliveries and disputes later).
+ * Talks:      accepts edge (API requests) and ctl (health); dials router (listings),
+ *             vault (sealed keys) and ledger.
+ * Must never: store, log or echo a seller's key; act for a seller without a valid
+ *             bearer token. Outbound network: webhook delivery only.
+ * Fails:      a bad configuration, an unreadable JWT secret or a database it cannot
+ *             open or trust stops it at start (exit 1, systemd restarts it); a peer
+ *             that is down turns into a 503 problem; a malformed message closes only
  *             the connection it came on.
  *
  * This file only wires the skeleton: configuration table, peer table, handlers.
@@ -13,6 +17,7 @@
 #include <stddef.h>
 
 #include "common/daemon.h"
+#include "common/log.h"
 #include "platform-api/platform.h"
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
@@ -23,11 +28,16 @@ static struct platform state;
 static const struct cfg_key keys[] = {
     {"database", CFG_PATH, offsetof(struct platform_cfg, database), sizeof(cfg.database), 1, 255,
 	"/var/lib/cn2/platform.db", "SQLite database file"},
+    {"jwt_secret_file", CFG_PATH, offsetof(struct platform_cfg, jwt_secret_file),
+	sizeof(cfg.jwt_secret_file), 1, 255, NULL,
+	"HS256 secret of the access tokens (Supabase Auth's JWT secret)"},
+    {"jwt_audience", CFG_STR, offsetof(struct platform_cfg, jwt_audience),
+	sizeof(cfg.jwt_audience), 1, 63, "authenticated", "aud an access token must carry"},
     CFG_END,
 };
 
 /* The peer table: who may connect here, and what each may send. */
-static const uint16_t from_edge[] = {IPC_HEALTH};
+static const uint16_t from_edge[] = {IPC_HEALTH, IPC_API};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
 static const struct ipc_peer_rule peers[] = {
@@ -40,13 +50,19 @@ static int
 start(struct daemon *d, char *err, size_t errlen)
 {
 	d->priv = &state;
-	return platform_start(&state, &cfg, err, errlen);
+	return platform_start(&state, d, &cfg, err, errlen);
 }
 
+/* The peer table already limited each role to its types. */
 static void
 request(struct daemon *d, const struct ipc_req *req, uint16_t type, const union ipc_any *msg)
 {
-	platform_request(d, req, type, msg);
+	if (type == IPC_API) {
+		api_request(d->priv, req, &msg->api);
+		return;
+	}
+	log_warnx("no handler for %s from %s", ipc_type_name(type), ipc_role_name(req->from));
+	ipc_reply_error(d->ipc, req, IPC_ERR_REFUSED, "not handled here");
 }
 
 static void

@@ -1,10 +1,17 @@
 /*
- * store.c — platform.db: opening it and its schema migrations.
+ * store.c — platform.db: opening it, its schema migrations, the JWT secret,
+ * and the group-commit queue every write goes through.
  *
  * Migrations only ever append: migrations[i] takes user_version i to i + 1.
+ *
+ * Security stance: platform.db records who owns which key id, never the key
+ * itself (that goes sealed to the vault and nowhere else). The JWT secret is
+ * read once at start from a file only this daemon's user can read, never
+ * logged, and wiped at stop.
  */
 #include "platform-api/platform.h"
 
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 
 #include "common/db.h"
@@ -14,38 +21,86 @@ static const char *const migrations[] = {
     /* 1: bookkeeping of the database itself. */
     "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) STRICT;"
     "INSERT INTO meta (key, value) VALUES ('created', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));",
+    /* 2: sellers (the JWT sub) and the keys they listed; times are unix seconds. */
+    "CREATE TABLE sellers (id TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE keys ("
+    " key_id TEXT PRIMARY KEY NOT NULL,"
+    " seller_id TEXT NOT NULL REFERENCES sellers (id),"
+    " provider TEXT NOT NULL,"
+    " created INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX keys_seller ON keys (seller_id);",
 };
 
 int
-platform_start(struct platform *s, const struct platform_cfg *cfg, char *err, size_t errlen)
+platform_start(struct platform *p, struct daemon *d, const struct platform_cfg *cfg, char *err,
+    size_t errlen)
 {
-	s->cfg = cfg;
-	s->db = db_open(cfg->database, DB_SYNC_FULL, migrations,
+	int n;
+
+	p->cfg = cfg;
+	p->d = d;
+	n = cfg_read_secret(cfg->jwt_secret_file, p->jwt_key, 32, sizeof(p->jwt_key), err, errlen);
+	if (n < 0)
+		return -1;
+	p->jwt_keylen = (size_t)n;
+	p->db = db_open(cfg->database, DB_SYNC_FULL, migrations,
 	    sizeof(migrations) / sizeof(migrations[0]), err, errlen);
-	return s->db != NULL ? 0 : -1;
+	if (p->db == NULL)
+		return -1;
+	if ((p->q = dbq_new(d->loop, p->db)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 void
-platform_stop(struct platform *s)
+platform_stop(struct platform *p)
 {
-	db_close(s->db);
-	s->db = NULL;
+	p->stopping = 1;
+	dbq_free(p->q);
+	p->q = NULL;
+	db_close(p->db);
+	p->db = NULL;
+	mbedtls_platform_zeroize(p->jwt_key, sizeof(p->jwt_key));
 }
 
 void
-platform_health(struct platform *s, struct ipc_health_rep *rep)
+platform_health(struct platform *p, struct ipc_health_rep *rep)
 {
-	if (s->db == NULL) {
+	if (p->db == NULL) {
 		rep->ready = 0;
 		snprintf(rep->detail, sizeof(rep->detail), "database closed");
 	}
 }
 
-void
-platform_request(struct daemon *d, const struct ipc_req *req, uint16_t type,
-    const union ipc_any *msg)
+static int
+step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 {
-	(void)msg;
-	log_warnx("no handler for %s from %s", ipc_type_name(type), ipc_role_name(req->from));
-	ipc_reply_error(d->ipc, req, IPC_ERR_REFUSED, "not handled here");
+	int rc = sqlite3_step(st);
+
+	if (rc != SQLITE_DONE)
+		log_warnx("%s: %s", what, sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_key_add(sqlite3 *db, const char *key_id, const char *seller_id, const char *provider,
+    int64_t created)
+{
+	sqlite3_stmt *st = db_prepare(db,
+	    "INSERT INTO sellers (id, created) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING");
+
+	sqlite3_bind_text(st, 1, seller_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, created);
+	if (step_done(db, st, "seller") != 0)
+		return -1;
+	st = db_prepare(db,
+	    "INSERT INTO keys (key_id, seller_id, provider, created) VALUES (?1, ?2, ?3, ?4)");
+	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, seller_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, provider, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, created);
+	return step_done(db, st, "key");
 }

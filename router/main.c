@@ -1,19 +1,21 @@
 /*
  * cn2-router — the key pool (listings, price, score, limits).
  *
- * Owns:       router.db: key listings, scores, limit counters, request metadata.
+ * Owns:       router.db: key listings, grants issued, request metadata.
  * Talks:      accepts edge (quote, assign), vault (outcome), platform-api (listings) and
- *       ctl (health); dials nobody.
- * Must never: see a seller key or a request body. No network at all.
- * Fails:      a bad configuration or a database it cannot open or trust stops it at
- *             start (exit 1, systemd restarts it); a malformed message closes only
- *             the connection it came on.
+ *             ctl (health); dials nobody.
+ * Must never: see a seller key or a request body; issue a grant without a valid,
+ *             unexpired ticket that covers the key's price. No network at all.
+ * Fails:      a bad configuration, an unreadable secret or a database it cannot open
+ *             or trust stops it at start (exit 1, systemd restarts it); a malformed
+ *             message closes only the connection it came on.
  *
  * This file only wires the skeleton: configuration table, peer table, handlers.
  */
 #include <stddef.h>
 
 #include "common/daemon.h"
+#include "common/log.h"
 #include "router/router.h"
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
@@ -21,16 +23,26 @@
 static struct router_cfg cfg;
 static struct router state;
 
+#define PATHKEY(name, def, help) \
+	{#name, CFG_PATH, offsetof(struct router_cfg, name), sizeof(cfg.name), 1, 255, def, help}
+
 static const struct cfg_key keys[] = {
-    {"database", CFG_PATH, offsetof(struct router_cfg, database), sizeof(cfg.database), 1, 255,
-	"/var/lib/cn2/router.db", "SQLite database file"},
+    PATHKEY(database, "/var/lib/cn2/router.db", "SQLite database file"),
+    PATHKEY(ticket_secret_file, NULL, "HMAC secret shared with payments (tickets, awards)"),
+    PATHKEY(grant_secret_file, NULL, "HMAC secret shared with the vault (grants)"),
+    {"fee_bps", CFG_INT, offsetof(struct router_cfg, fee_bps), 0, 0, 10000, "1000",
+	"platform fee on top of the seller's price, in basis points"},
+    {"grant_ttl_s", CFG_INT, offsetof(struct router_cfg, grant_ttl_s), 0, 5, 3600, "120",
+	"seconds a grant stays valid"},
+    {"max_grants", CFG_INT, offsetof(struct router_cfg, max_grants), 0, 1, 16, "3",
+	"grants one payment may obtain, failovers included"},
     CFG_END,
 };
 
 /* The peer table: who may connect here, and what each may send. */
-static const uint16_t from_edge[] = {IPC_HEALTH};
-static const uint16_t from_vault[] = {IPC_HEALTH};
-static const uint16_t from_platform[] = {IPC_HEALTH};
+static const uint16_t from_edge[] = {IPC_HEALTH, IPC_QUOTE, IPC_ASSIGN};
+static const uint16_t from_vault[] = {IPC_HEALTH, IPC_OUTCOME};
+static const uint16_t from_platform[] = {IPC_HEALTH, IPC_LISTING_PUT, IPC_LISTING_LIST};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
 static const struct ipc_peer_rule peers[] = {
@@ -44,13 +56,36 @@ static int
 start(struct daemon *d, char *err, size_t errlen)
 {
 	d->priv = &state;
-	return router_start(&state, &cfg, err, errlen);
+	return router_start(&state, d, &cfg, err, errlen);
 }
 
+/* The peer table already limited each role to its types. */
 static void
 request(struct daemon *d, const struct ipc_req *req, uint16_t type, const union ipc_any *msg)
 {
-	router_request(d, req, type, msg);
+	struct router *r = d->priv;
+
+	switch (type) {
+	case IPC_QUOTE:
+		listings_quote(r, req, &msg->quote);
+		break;
+	case IPC_ASSIGN:
+		grant_assign(r, req, &msg->assign);
+		break;
+	case IPC_OUTCOME:
+		grant_outcome(r, req, &msg->outcome);
+		break;
+	case IPC_LISTING_PUT:
+		listings_put(r, req, &msg->listing);
+		break;
+	case IPC_LISTING_LIST:
+		listings_list(r, req, &msg->listing_list);
+		break;
+	default:
+		log_warnx("no handler for %s from %s", ipc_type_name(type), ipc_role_name(req->from));
+		ipc_reply_error(d->ipc, req, IPC_ERR_REFUSED, "not handled here");
+		break;
+	}
 }
 
 static void

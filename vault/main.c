@@ -1,35 +1,59 @@
 /*
  * cn2-vault — sealed seller keys and the upstream call.
  *
- * Owns:       vault.db: sealed seller keys.
- * Talks:      accepts edge (forward) , platform-api (key intake) and ctl (health);
- *       dials the router (outcome).
- * Must never: accept a forward without a valid grant. Outbound network: upstream providers only.
- * Fails:      a bad configuration or a database it cannot open or trust stops it at
- *             start (exit 1, systemd restarts it); a malformed message closes only
- *             the connection it came on.
+ * Owns:       vault.db: seller keys sealed under the master key (AES-256-GCM),
+ *             and the grants already used.
+ * Talks:      accepts edge (FORWARD and its FWD_ACK/FWD_CANCEL), platform-api
+ *             (KEY_PUT) and ctl (health); dials the router (OUTCOME).
+ * Must never: send anything upstream without a valid, unused grant; log or
+ *             store a key in clear. Outbound network: upstream providers only.
+ * Fails:      a bad configuration, a master key or grant secret that is
+ *             missing, malformed or readable by others, or a database it
+ *             cannot open stops it at start (exit 1, systemd restarts it); a
+ *             malformed message closes only the connection it came on; an
+ *             upstream failure ends only that call (FWD_END ok = 0).
  *
  * This file only wires the skeleton: configuration table, peer table, handlers.
  */
 #include <stddef.h>
 
 #include "common/daemon.h"
+#include "common/log.h"
 #include "vault/vault.h"
 
 #define NF(a) (sizeof(a) / sizeof((a)[0]))
+#define SZ(m) sizeof(((struct vault_cfg *)0)->m)
+#define OFF(m) offsetof(struct vault_cfg, m)
+#define CRED "/run/credentials/cn2-vault.service/"
 
 static struct vault_cfg cfg;
 static struct vault state;
 
 static const struct cfg_key keys[] = {
-    {"database", CFG_PATH, offsetof(struct vault_cfg, database), sizeof(cfg.database), 1, 255,
-	"/var/lib/cn2/vault.db", "SQLite database file"},
+    {"database", CFG_PATH, OFF(database), SZ(database), 1, 255, "/var/lib/cn2/vault.db",
+	"SQLite database file"},
+    {"master_key_file", CFG_PATH, OFF(master_key_file), SZ(master_key_file), 1, 255,
+	CRED "master.key", "master key: 64 hex digits, mode 0600"},
+    {"grant_secret_file", CFG_PATH, OFF(grant_secret_file), SZ(grant_secret_file), 1, 255,
+	CRED "grant.key", "secret shared with the router for grant MACs"},
+    {"providers", CFG_PATH, OFF(providers), SZ(providers), 1, 255, "/etc/cn2/providers.json",
+	"provider catalogue"},
+    {"ca_file", CFG_STR, OFF(ca_file), SZ(ca_file), 0, 255, "",
+	"CA bundle for upstream TLS (empty: the system store)"},
+    {"connect_timeout_ms", CFG_INT, OFF(connect_timeout_ms), 0, 100, 600000, "10000",
+	"time to connect to an upstream"},
+    {"first_byte_timeout_ms", CFG_INT, OFF(first_byte_timeout_ms), 0, 100, 3600000, "120000",
+	"time from the start of a call to the first response byte"},
+    {"idle_timeout_ms", CFG_INT, OFF(idle_timeout_ms), 0, 100, 3600000, "60000",
+	"longest pause between response chunks (or edge acknowledgements)"},
+    {"window_bytes", CFG_INT, OFF(window_bytes), 0, 4096, 67108864, "262144",
+	"response bytes sent to the edge and not yet acknowledged, at most"},
     CFG_END,
 };
 
 /* The peer table: who may connect here, and what each may send. */
-static const uint16_t from_edge[] = {IPC_HEALTH};
-static const uint16_t from_platform[] = {IPC_HEALTH};
+static const uint16_t from_edge[] = {IPC_HEALTH, IPC_FORWARD, IPC_FWD_ACK, IPC_FWD_CANCEL};
+static const uint16_t from_platform[] = {IPC_HEALTH, IPC_KEY_PUT};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
 static const struct ipc_peer_rule peers[] = {
@@ -43,13 +67,32 @@ static int
 start(struct daemon *d, char *err, size_t errlen)
 {
 	d->priv = &state;
-	return vault_start(&state, &cfg, err, errlen);
+	return vault_start(&state, d, &cfg, err, errlen);
 }
 
 static void
 request(struct daemon *d, const struct ipc_req *req, uint16_t type, const union ipc_any *msg)
 {
-	vault_request(d, req, type, msg);
+	struct vault *v = d->priv;
+
+	switch (type) {
+	case IPC_KEY_PUT:
+		keys_put(v, req, &msg->key_put);
+		break;
+	case IPC_FORWARD:
+		forward_start(v, req, &msg->forward);
+		break;
+	case IPC_FWD_ACK:
+		forward_ack(v, req, &msg->fwd_ack);
+		break;
+	case IPC_FWD_CANCEL:
+		forward_cancel(v, req);
+		break;
+	default:
+		/* The peer table lets nothing else through. */
+		log_warnx("no handler for %s", ipc_type_name(type));
+		ipc_reply_error(d->ipc, req, IPC_ERR_REFUSED, "not handled here");
+	}
 }
 
 static void

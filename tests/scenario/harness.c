@@ -93,7 +93,7 @@ run_wait(char *const argv[])
 int
 h_init(struct h_env *e, const char *edge_extra)
 {
-	char cn2[300], hp[16], sp[16], conf[400];
+	char cn2[300], hp[16], sp[16], dp[16], conf[400];
 	FILE *fp;
 
 	memset(e, 0, sizeof(*e));
@@ -103,12 +103,15 @@ h_init(struct h_env *e, const char *edge_extra)
 	snprintf(e->logpath, sizeof(e->logpath), "%s/daemons.log", e->dir);
 	e->http_port = free_port();
 	e->https_port = free_port();
+	e->demo_port = free_port();
 	snprintf(cn2, sizeof(cn2), "%s/cn2", e->bindir);
 	snprintf(hp, sizeof(hp), "%d", e->http_port);
 	snprintf(sp, sizeof(sp), "%d", e->https_port);
+	snprintf(dp, sizeof(dp), "%d", e->demo_port);
 	{
 		char a0[] = "init", a1[] = "--dir", a3[] = "--http-port", a5[] = "--https-port";
-		char *argv[] = {cn2, a0, a1, e->dir, a3, hp, a5, sp, NULL};
+		char a7[] = "--demo-port";
+		char *argv[] = {cn2, a0, a1, e->dir, a3, hp, a5, sp, a7, dp, NULL};
 
 		if (run_wait(argv) != 0)
 			return -1;
@@ -248,6 +251,14 @@ h_down(struct h_env *e)
 {
 	char cmd[300];
 
+	if (e->demo_pid > 0) {
+		kill(e->demo_pid, SIGTERM);
+		if (reap(e->demo_pid, 3000) != 0) {
+			kill(e->demo_pid, SIGKILL);
+			reap(e->demo_pid, 1000);
+		}
+		e->demo_pid = 0;
+	}
 	for (size_t i = 0; i < h_ndaemons; i++)
 		if (e->pid[i] > 0)
 			kill(e->pid[i], SIGTERM);
@@ -429,4 +440,207 @@ h_log_contains(struct h_env *e, const char *s)
 		found = strstr(line, s) != NULL;
 	fclose(fp);
 	return found;
+}
+
+/* IPC as a peer. */
+
+static void
+h_ipc_no_request(void *arg, const struct ipc_req *req, uint16_t type, const union ipc_any *msg)
+{
+	(void)arg;
+	(void)req;
+	(void)type;
+	(void)msg;
+}
+
+int
+h_ipc_open(struct h_env *e, struct h_ipc *h, enum ipc_role self, const enum ipc_role *dial,
+    size_t ndial)
+{
+	struct ipc_config c;
+	char run[300], err[256];
+
+	memset(&c, 0, sizeof(c));
+	snprintf(run, sizeof(run), "%s/run", e->dir);
+	if (uv_loop_init(&h->loop) != 0)
+		return -1;
+	c.loop = &h->loop;
+	c.self = self;
+	c.runtime_dir = run;
+	c.dial = dial;
+	c.ndial = ndial;
+	c.on_request = h_ipc_no_request;
+	if ((h->ipc = ipc_start(&c, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "h_ipc_open: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+void
+h_ipc_close(struct h_ipc *h)
+{
+	ipc_stop(h->ipc);
+	uv_run(&h->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&h->loop);
+}
+
+static void
+h_ipc_spin(struct h_ipc *h, int ms, int (*done)(void *), void *arg)
+{
+	int64_t end = now_ms() + ms;
+
+	while (!done(arg) && now_ms() < end) {
+		uv_run(&h->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+struct link_wait {
+	struct h_ipc *h;
+	enum ipc_role peer;
+};
+
+static int
+link_is_up(void *arg)
+{
+	struct link_wait *w = arg;
+
+	return ipc_link_up(w->h->ipc, w->peer);
+}
+
+int
+h_ipc_wait_link(struct h_ipc *h, enum ipc_role peer, int ms)
+{
+	struct link_wait w = {h, peer};
+
+	h_ipc_spin(h, ms, link_is_up, &w);
+	return link_is_up(&w) ? 0 : -1;
+}
+
+struct call {
+	struct h_reply *out;
+	size_t max, n;
+	int done;
+};
+
+static void
+h_on_reply(void *arg, int status, uint16_t type, const union ipc_any *msg)
+{
+	struct call *c = arg;
+	struct h_reply *r;
+	size_t len;
+
+	if (status != 0 || (ipc_type_flags(type) & IPC_MF_FINAL))
+		c->done = 1;
+	if (c->n == c->max)
+		return;
+	r = &c->out[c->n++];
+	memset(r, 0, sizeof(*r));
+	r->status = status;
+	r->type = type;
+	if (status != 0 || (len = ipc_frame_len(type, msg)) == 0)
+		return;
+	if ((r->frame = malloc(len)) != NULL) {
+		struct ipc_hdr hdr;
+		const char *why;
+
+		ipc_encode(type, 0, msg, r->frame, len);
+		ipc_decode(r->frame, len, &hdr, &r->msg, &why);
+	}
+}
+
+static int
+call_done(void *arg)
+{
+	return ((struct call *)arg)->done;
+}
+
+size_t
+h_ipc_call(struct h_ipc *h, enum ipc_role to, uint16_t type, const void *msg,
+    struct h_reply *out, size_t max, int timeout_ms)
+{
+	struct call c = {out, max, 0, 0};
+	uint64_t id;
+
+	if (h_ipc_wait_link(h, to, 5000) != 0)
+		return 0;
+	if ((id = ipc_request(h->ipc, to, type, msg, (uint32_t)timeout_ms, h_on_reply, &c)) == 0)
+		return 0;
+	h_ipc_spin(h, timeout_ms + 1000, call_done, &c);
+	if (!c.done)
+		ipc_forget(h->ipc, id);
+	return c.n;
+}
+
+void
+h_replies_free(struct h_reply *r, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(r[i].frame);
+		r[i].frame = NULL;
+	}
+}
+
+char *
+h_read(struct h_env *e, const char *rel, size_t *len)
+{
+	char path[512];
+	struct sink s = {NULL, 0};
+	char buf[4096];
+	size_t n;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", e->dir, rel);
+	if ((fp = fopen(path, "r")) == NULL)
+		return NULL;
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0)
+		sink_write(buf, 1, n, &s);
+	fclose(fp);
+	if (len != NULL)
+		*len = s.len;
+	return s.p != NULL ? s.p : strdup("");
+}
+
+/* Can we connect to port on loopback? */
+static int
+port_open(int port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+int
+h_start_demo(struct h_env *e)
+{
+	char exe[400], listen[64], key[400];
+	int64_t end = now_ms() + 5000;
+	pid_t pid;
+
+	snprintf(exe, sizeof(exe), "%s/cn2-demo-upstream", e->bindir);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", e->demo_port);
+	snprintf(key, sizeof(key), "%s/secrets/demo.key", e->dir);
+	if ((pid = fork()) == 0) {
+		int log = open(e->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		dup2(log, STDERR_FILENO);
+		execl(exe, exe, "-l", listen, "-k", key, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	e->demo_pid = pid;
+	while (now_ms() < end) {
+		if (port_open(e->demo_port))
+			return 0;
+		usleep(20000);
+	}
+	return -1;
 }

@@ -17,8 +17,9 @@ struct h_env {
 	char dir[256];	  /* the state directory (cn2 init --dir) */
 	char bindir[256]; /* <build>/bin */
 	char logpath[300];/* every daemon's stderr, appended */
-	int http_port, https_port;
+	int http_port, https_port, demo_port;
 	pid_t pid[H_MAX_DAEMONS]; /* by index in h_daemons */
+	pid_t demo_pid;
 };
 
 extern const char *const h_daemons[]; /* edge, payments, router, vault, ledger, platform */
@@ -60,5 +61,41 @@ char *h_raw(struct h_env *e, const char *req, size_t len, size_t *outlen);
 
 /* Does the log of every daemon contain s? */
 int h_log_contains(struct h_env *e, const char *s);
+
+
+/*
+ * Talking to a daemon over IPC as one of its peers (tests only): a private
+ * libuv loop and a struct ipc that dials the given roles.
+ */
+#include <uv.h>
+
+#include "common/ipc.h"
+
+struct h_ipc {
+	uv_loop_t loop;
+	struct ipc *ipc;
+};
+
+/* A reply, re-encoded into a frame this struct owns so byte strings stay valid. */
+struct h_reply {
+	int status;    /* 0, or an enum ipc_error_code when no reply came */
+	uint16_t type; /* 0 when status != 0 */
+	uint8_t *frame;
+	union ipc_any msg;
+};
+
+int h_ipc_open(struct h_env *e, struct h_ipc *h, enum ipc_role self, const enum ipc_role *dial,
+    size_t ndial);
+void h_ipc_close(struct h_ipc *h);
+int h_ipc_wait_link(struct h_ipc *h, enum ipc_role peer, int ms);
+/* Send a request and collect every reply until the final one (or timeout). Returns the count. */
+size_t h_ipc_call(struct h_ipc *h, enum ipc_role to, uint16_t type, const void *msg,
+    struct h_reply *out, size_t max, int timeout_ms);
+void h_replies_free(struct h_reply *r, size_t n);
+
+/* Start the demo upstream (cn2-demo-upstream) on e->demo_port with the directory's demo key. */
+int h_start_demo(struct h_env *e);
+/* Read a file under the state directory (e.g. "secrets/test.key"). Caller frees. */
+char *h_read(struct h_env *e, const char *rel, size_t *len);
 
 #endif

@@ -143,8 +143,9 @@ test_unknown_path_is_problem(void **state)
 	assert_non_null(strstr(r.headers, "application/problem+json"));
 	j = cJSON_Parse(r.body);
 	assert_non_null(j);
+	/* The plain port's Host is 127.0.0.1: no provider or API is served there. */
 	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "type")),
-	    "https://cn2.ai/problems/not-found");
+	    "https://cn2.ai/problems/unknown-host");
 	assert_int_equal(cJSON_GetObjectItem(j, "status")->valueint, 404);
 	cJSON_Delete(j);
 	h_resp_free(&r);
