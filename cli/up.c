@@ -8,6 +8,7 @@
  * stops the others, with a non-zero exit status.
  */
 #include "cli/cli.h"
+#include "cli/fetch.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -302,6 +303,33 @@ on_probe(uv_timer_t *t)
 static void banner(void);
 
 /*
+ * Each daemon says READY=1 once it serves; its links to the others come up
+ * a moment later. Wait (bounded) until the edge reports every daemon ready.
+ */
+static int
+wait_healthy(const char *base, const char *cacert)
+{
+	char url[160];
+	struct fetch_req req;
+	struct fetch_resp r;
+
+	snprintf(url, sizeof(url), "%s/healthz", base);
+	memset(&req, 0, sizeof(req));
+	req.method = "GET";
+	req.url = url;
+	req.cacert = cacert;
+	for (int i = 0; i < 100; i++) {
+		int ok = fetch(&req, &r) == 0 && r.status == 200;
+
+		fetch_free(&r);
+		if (ok)
+			return 0;
+		usleep(100000);
+	}
+	return -1;
+}
+
+/*
  * First start: list the demo seller key for the demo provider through the
  * platform API, as a seller would, so a paid request works at once.
  */
@@ -319,6 +347,12 @@ seed_demo(void)
 		return;
 	snprintf(url, sizeof(url), "https://localhost:%s", strrchr(https, ':') + 1);
 	snprintf(key, sizeof(key), "%s/demo.key", up.paths.secrets);
+	snprintf(marker, sizeof(marker), "%s/cert.pem", up.paths.tls);
+	if (wait_healthy(url, marker) != 0) {
+		fprintf(stderr, "cn2: /healthz did not report every daemon ready in 10 s\n");
+		return;
+	}
+	snprintf(marker, sizeof(marker), "%s/demo-listed", up.paths.db);
 	printf("cn2: listing the demo seller's key for the demo provider (0.001 USD a request)\n");
 	fflush(stdout);
 	if (cli_keys_add(up.paths.dir, url, NULL, "demo-seller", "demo", key, "0.001") != 0) {
@@ -346,7 +380,8 @@ banner(void)
 
 	edge_listen("listen_http", http, sizeof(http));
 	edge_listen("listen_https", https, sizeof(https));
-	printf("cn2: all %zu daemons are ready; state in %s\n", up.nkids, up.paths.dir);
+	printf("cn2: all %zu daemons and the demo upstream are ready; state in %s\n",
+	    up.nkids - 1, up.paths.dir);
 	if (*https)
 		printf("cn2: edge listens on https://%s (try: curl --cacert %s/cert.pem "
 		       "https://localhost:%s/healthz)\n",

@@ -109,7 +109,19 @@ echo "cn2 bench: ${SECS}s per load, $CONNS connections, $THREADS wrk threads, $(
 printf "%-22s %9s %9s %9s %12s %14s %8s\n" "target" "req/s" "p50 µs" "p99 µs" "proxy CPU µs" "upstream CPU µs" "non-2xx"
 run "direct" "http://127.0.0.1:$DEMO/v1/chat/completions" "" "Bearer $key" "" 
 run "nginx (reverse proxy)" "http://127.0.0.1:$NGX/v1/chat/completions" "" "" "" $ngx_pids
+for d in edge payments router vault ledger platform; do
+	eval "cpu0_$d=$(ticks $(pgrep -f "cn2-$d -f $tmp/" | head -1))"
+done
 run "cn2 (paid, 6 daemons)" "http://127.0.0.1:$HTTP/v1/chat/completions" "demo.localhost" "" "$tmp/creds" $cn2_pids
+cn2_req=$requests
+echo
+printf "cn2 CPU µs per paid request, by daemon:"
+for d in edge payments router vault ledger platform; do
+	p=$(pgrep -f "cn2-$d -f $tmp/" | head -1)
+	t=$(ticks $p)
+	eval "t0=\${cpu0_$d:-0}"
+	printf " %s %s" "$d" "$(awk "BEGIN{printf \"%.0f\", ($t-$t0)*1e6/$HZ/($cn2_req>0?$cn2_req:1)}")"
+done
 echo
 awk "BEGIN{printf \"cn2 / nginx: CPU per request %.2fx, throughput %.2fx, p50 latency %.2fx\n\", $cn2_cpu/($nginx_cpu>0?$nginx_cpu:1), $cn2_rps/$nginx_rps, $cn2_p50/$nginx_p50}"
 echo "(design target: paid requests at no more than 3x nginx's CPU per request)"

@@ -246,32 +246,61 @@ h_signal(struct h_env *e, const char *name, int sig)
 	return 0;
 }
 
-void
+/* SIGTERM, then wait; SIGKILL after 5 s. The exit status, or -1 if killed or gone. */
+static int
+stop_one(pid_t pid)
+{
+	int64_t end = now_ms() + 5000;
+	int status;
+
+	kill(pid, SIGTERM);
+	while (now_ms() < end) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		if (r < 0)
+			return -1;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	reap(pid, 1000);
+	return -1;
+}
+
+int
 h_down(struct h_env *e)
 {
-	char cmd[300];
+	char cmd[400];
+	int bad = 0;
 
-	if (e->demo_pid > 0) {
-		kill(e->demo_pid, SIGTERM);
-		if (reap(e->demo_pid, 3000) != 0) {
-			kill(e->demo_pid, SIGKILL);
-			reap(e->demo_pid, 1000);
+	if (e->demo_pid > 0)
+		stop_one(e->demo_pid);
+	e->demo_pid = 0;
+	for (size_t i = 0; i < h_ndaemons; i++) {
+		int st;
+
+		if (e->pid[i] <= 0)
+			continue;
+		if ((st = stop_one(e->pid[i])) != 0) {
+			fprintf(stderr, "h_down: cn2-%s exited with %d on SIGTERM\n", h_daemons[i], st);
+			bad = 1;
 		}
-		e->demo_pid = 0;
+		e->pid[i] = 0;
 	}
-	for (size_t i = 0; i < h_ndaemons; i++)
-		if (e->pid[i] > 0)
-			kill(e->pid[i], SIGTERM);
-	for (size_t i = 0; i < h_ndaemons; i++)
-		if (e->pid[i] > 0 && reap(e->pid[i], 5000) != 0) {
-			kill(e->pid[i], SIGKILL);
-			reap(e->pid[i], 1000);
-		}
-	if (getenv("CN2_KEEP_TEST_DIR") == NULL && strncmp(e->dir, "/tmp/cn2-test-", 14) == 0) {
+	if (h_log_contains(e, "ERROR: AddressSanitizer") || h_log_contains(e, "runtime error:") ||
+	    h_log_contains(e, "ERROR: LeakSanitizer")) {
+		fprintf(stderr, "h_down: a sanitizer reported in %s\n", e->logpath);
+		bad = 1;
+	}
+	if (bad)
+		fprintf(stderr, "h_down: keeping %s\n", e->dir);
+	else if (getenv("CN2_KEEP_TEST_DIR") == NULL && strncmp(e->dir, "/tmp/cn2-test-", 14) == 0) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", e->dir);
 	}
+	return bad ? -1 : 0;
 }
 
 /* HTTP through libcurl. */

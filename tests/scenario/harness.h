@@ -29,8 +29,12 @@ extern const size_t h_ndaemons;
 int h_init(struct h_env *e, const char *edge_extra);
 /* Start every daemon and wait until each said READY=1. 0 or -1. */
 int h_up(struct h_env *e);
-/* Stop everything (TERM, then KILL after 5 s) and remove the directory. */
-void h_down(struct h_env *e);
+/*
+ * Stop everything (TERM, then KILL after 5 s) and remove the directory.
+ * Returns 0, or -1 if a daemon did not exit 0 on SIGTERM or the daemons' log
+ * holds a sanitizer report (the directory is then kept for a look).
+ */
+int h_down(struct h_env *e);
 
 int h_start(struct h_env *e, const char *name); /* start one, wait for READY=1 */
 int h_signal(struct h_env *e, const char *name, int sig); /* send sig, reap it */

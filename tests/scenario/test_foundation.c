@@ -37,10 +37,12 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
-	h_down(&env);
+	down = h_down(&env);
 	curl_global_cleanup();
-	return 0;
+	return down;
 }
 
 static cJSON *

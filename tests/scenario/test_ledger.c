@@ -40,10 +40,12 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
 	h_ipc_close(&pay);
-	h_down(&env);
-	return 0;
+	down = h_down(&env);
+	return down;
 }
 
 /* The answer to one request: IPC_ACK, IPC_ERROR (with code and detail), or 0 for none. */

@@ -274,15 +274,17 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
 	if (T.ledger != NULL)
 		fake_down();
 	h_ipc_close(&T.h);
-	h_down(&T.env);
+	down = h_down(&T.env);
 	free(T.conf);
 	for (size_t i = 0; i < T.nused; i++)
 		free(T.used[i]);
-	return 0;
+	return down;
 }
 
 /* Talking to payments as the edge. */

@@ -135,14 +135,16 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
 	if (vault.ipc != NULL)
 		ipc_stop(vault.ipc);
 	h_ipc_close(&as_edge);
-	h_down(&env);
+	down = h_down(&env);
 	free(token);
 	free(token_other);
-	return 0;
+	return down;
 }
 
 struct api_resp {

@@ -60,12 +60,14 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
 	h_ipc_close(&as_platform);
 	h_ipc_close(&as_edge);
 	h_ipc_close(&as_vault);
-	h_down(&env);
-	return 0;
+	down = h_down(&env);
+	return down;
 }
 
 /* Send one request, expect exactly one (final) reply of type want; the caller frees it. */

@@ -196,13 +196,15 @@ group_setup(void **state)
 static int
 group_teardown(void **state)
 {
+	int down;
+
 	(void)state;
 	ipc_stop(fake_router);
 	h_ipc_close(&as_edge);
 	h_ipc_close(&as_platform);
-	h_down(&env);
+	down = h_down(&env);
 	curl_global_cleanup();
-	return 0;
+	return down;
 }
 
 /* The demo upstream's test controls. */
