@@ -13,6 +13,8 @@
 .DEFAULT_GOAL := all
 .SUFFIXES:
 .DELETE_ON_ERROR:
+# Keep intermediate objects: no rebuilds for nothing, and no "rm …" after the test count.
+.SECONDARY:
 
 B       ?= build
 CC      ?= cc

@@ -86,7 +86,12 @@ enum ipc_type {
 	IPC_LISTING = 43,
 	IPC_API = 44,		 /* edge → platform: → API_REP */
 	IPC_API_REP = 45,
-	IPC_TYPE_MAX,
+
+	/*
+	 * Numbers are never reused. Reserved ranges for the messages each part
+	 * adds: payments 50-59, router 60-69, vault 70-79, ledger 80-89.
+	 */
+	IPC_TYPE_MAX = 100,
 };
 
 /* Sizes of the text fields shared by several messages (arrays hold one more, for NUL). */
