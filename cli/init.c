@@ -28,12 +28,33 @@
 /*
  * The local certificate's names. Clients such as curl refuse a wildcard
  * directly under a top-level domain, so "*.localhost" alone does not cover
- * "openai.localhost" for them: the names the edge serves are listed too.
+ * "openai.localhost" for them: the names the edge serves are listed too,
+ * every provider's from the embedded catalogue, so the two cannot drift.
  */
-static const char *const local_names[] = {
-    "localhost", "*.localhost", "api.localhost", "demo.localhost", "openai.localhost",
-    "anthropic.localhost",
-};
+#define LOCAL_NAMES_MAX 64
+static const char *const local_fixed[] = {"localhost", "*.localhost", "api.localhost"};
+
+/* Fill names[] (each in its own buf slot); returns how many, or -1. */
+static int
+local_names(const char *names[LOCAL_NAMES_MAX], char buf[LOCAL_NAMES_MAX][64])
+{
+	cJSON *root = cJSON_Parse(cli_catalogue), *p;
+	size_t n = 0;
+
+	for (; n < sizeof(local_fixed) / sizeof(local_fixed[0]); n++)
+		names[n] = local_fixed[n];
+	cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(root, "providers")) {
+		if (n == LOCAL_NAMES_MAX || p->string == NULL ||
+		    snprintf(buf[n], 64, "%s.localhost", p->string) >= 64) {
+			cJSON_Delete(root);
+			return -1;
+		}
+		names[n] = buf[n];
+		n++;
+	}
+	cJSON_Delete(root);
+	return (int)n;
+}
 
 const char *const cli_daemons[] = {"ledger", "router", "vault", "payments", "platform", "edge"};
 const size_t cli_ndaemons = sizeof(cli_daemons) / sizeof(cli_daemons[0]);
@@ -135,7 +156,9 @@ config_text(const struct cli_paths *p, const struct cli_init_opts *o, const char
 		snprintf(buf, cap,
 		    "listen_http = 127.0.0.1:%d\nlisten_https = 127.0.0.1:%d\n"
 		    "tls_cert = %s/cert.pem\ntls_key = %s/key.pem\n"
-		    "domain = localhost\nproviders = %s/providers.json\n",
+		    "domain = localhost\nproviders = %s/providers.json\n"
+		    "# CF-IPCountry (EU routing) is believed only from trusted_proxies (default: none),\n"
+		    "# e.g. trusted_proxies = 173.245.48.0/20, 2400:cb00::/32\n",
 		    o->http_port ? o->http_port : 8080, o->https_port ? o->https_port : 8443,
 		    p->tls, p->tls, p->etc);
 	else if (strcmp(name, "payments") == 0)
@@ -143,7 +166,9 @@ config_text(const struct cli_paths *p, const struct cli_init_opts *o, const char
 		    "challenge_secret_file = %s/challenge.key\n"
 		    "ticket_secret_file = %s/ticket.key\n"
 		    "# The test payment method: on in the local default only.\n"
-		    "test_secret_file = %s/test.key\n",
+		    "test_secret_file = %s/test.key\n"
+		    "# lightning, stripe and tempo are off until configured: lnd_url,\n"
+		    "# stripe_secret_key_file, tempo_rpc_url (`cn2-payments --help`).\n",
 		    s, s, s);
 	else if (strcmp(name, "router") == 0)
 		snprintf(buf, cap, "ticket_secret_file = %s/ticket.key\ngrant_secret_file = %s/grant.key\n",
@@ -211,14 +236,20 @@ init_catalogue(const struct cli_paths *p, const struct cli_init_opts *o)
 static int
 init_cert(const struct cli_paths *p)
 {
+	static char buf[LOCAL_NAMES_MAX][64];
+	const char *names[LOCAL_NAMES_MAX];
 	char cert[400], key[400], err[256];
+	int n;
 
 	snprintf(cert, sizeof(cert), "%s/cert.pem", p->tls);
 	snprintf(key, sizeof(key), "%s/key.pem", p->tls);
 	if (access(cert, F_OK) == 0 && access(key, F_OK) == 0)
 		return 0;
-	if (cert_generate(cert, key, local_names, sizeof(local_names) / sizeof(local_names[0]),
-		825, err, sizeof(err)) != 0) {
+	if ((n = local_names(names, buf)) < 0) {
+		fprintf(stderr, "cn2: certificate: the catalogue has too many providers\n");
+		return -1;
+	}
+	if (cert_generate(cert, key, names, (size_t)n, 825, err, sizeof(err)) != 0) {
 		fprintf(stderr, "cn2: certificate: %s\n", err);
 		return -1;
 	}

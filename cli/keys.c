@@ -1,13 +1,22 @@
 /*
- * keys.c — `cn2 keys add|list` for sellers, and `cn2 token` for local use.
+ * keys.c — `cn2 keys add|rotate|list` for sellers, and `cn2 token` for
+ * local use.
  *
  * A seller is whoever holds a bearer token (a Supabase Auth access token in
  * production). Locally, with no identity provider, `cn2` signs one itself
  * with the directory's jwt secret (--dir), for the seller id given by --as.
  *
+ * Sealing: the API key never leaves this process in clear. `add` and
+ * `rotate` fetch the vault's public key (GET /api/vault/public-key, over
+ * verified TLS), seal the key to it with HPKE (common/hpke.h: base mode,
+ * DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM) with the binding of
+ * the seller id and the provider as info and associated data, and send
+ * only {kid, enc, ct}. Only cn2-vault can open it, and only for this seller
+ * and provider; the platform API in between carries ciphertext.
+ *
  * Security stance: the API key is read from a file or standard input, never
- * from the command line (where `ps` would show it), sent only over verified
- * TLS, and wiped from memory once sent.
+ * from the command line (where `ps` would show it), and wiped from memory
+ * once sealed.
  */
 #include "cli/cli.h"
 
@@ -21,6 +30,8 @@
 #include <cjson/cJSON.h>
 
 #include "cli/fetch.h"
+#include "common/b64url.h"
+#include "common/hpke.h"
 #include "common/jwt.h"
 
 struct keys_opts {
@@ -61,7 +72,8 @@ local_token(const struct keys_opts *o, int ttl)
 }
 
 static int
-keys_call(const struct keys_opts *o, const char *method, const char *body, struct fetch_resp *r)
+keys_call(const struct keys_opts *o, const char *method, const char *path, const char *body,
+    struct fetch_resp *r)
 {
 	char url[512], auth[JWT_MAX_LEN + 32];
 	char *tok = o->token != NULL ? strdup(o->token) : local_token(o, 600);
@@ -71,7 +83,7 @@ keys_call(const struct keys_opts *o, const char *method, const char *body, struc
 
 	if (tok == NULL)
 		return -1;
-	snprintf(url, sizeof(url), "%s/api/keys", o->url);
+	snprintf(url, sizeof(url), "%s%s", o->url, path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", tok);
 	memset(&req, 0, sizeof(req));
 	req.method = method;
@@ -101,44 +113,203 @@ keys_report(struct fetch_resp *r, long want)
 	return ok ? 0 : 1;
 }
 
+/* The seller id the platform will see: --as, or the subject of --token. */
+static int
+seller_of(const struct keys_opts *o, char *out, size_t cap)
+{
+	const char *dot1, *dot2;
+	uint8_t payload[JWT_MAX_LEN];
+	size_t n;
+	cJSON *j;
+	int rc = -1;
+
+	if (o->token == NULL)
+		return snprintf(out, cap, "%s", o->as) < (int)cap ? 0 : -1;
+	/* The seller's own token: its payload is read, not verified (the platform verifies). */
+	if ((dot1 = strchr(o->token, '.')) == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL ||
+	    b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof(payload) - 1, &n,
+		B64_LENIENT) != 0)
+		return -1;
+	payload[n] = '\0';
+	if ((j = cJSON_Parse((const char *)payload)) != NULL &&
+	    cJSON_GetStringValue(cJSON_GetObjectItem(j, "sub")) != NULL &&
+	    snprintf(out, cap, "%s", cJSON_GetStringValue(cJSON_GetObjectItem(j, "sub"))) <
+		(int)cap)
+		rc = 0;
+	cJSON_Delete(j);
+	return rc;
+}
+
+/* The vault's public key to seal to, from the platform API. */
+struct vault_key {
+	char kid[64];
+	uint8_t pk[HPKE_NPK];
+};
+
+static int
+vault_key_fetch(const struct keys_opts *o, struct vault_key *vk)
+{
+	struct fetch_resp r;
+	cJSON *j;
+	const char *kid, *pk;
+	size_t n = 0;
+	int rc = -1;
+
+	if (keys_call(o, "GET", "/api/vault/public-key", NULL, &r) != 0)
+		return -1;
+	j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+	kid = cJSON_GetStringValue(cJSON_GetObjectItem(j, "kid"));
+	pk = cJSON_GetStringValue(cJSON_GetObjectItem(j, "public_key"));
+	if (kid != NULL && pk != NULL && strlen(kid) < sizeof(vk->kid) &&
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "kem_id")) == HPKE_KEM_X25519_SHA256 &&
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "kdf_id")) == HPKE_KDF_HKDF_SHA256 &&
+	    cJSON_GetNumberValue(cJSON_GetObjectItem(j, "aead_id")) == HPKE_CN2_AEAD &&
+	    b64url_decode(pk, strlen(pk), vk->pk, sizeof(vk->pk), &n, 0) == 0 && n == HPKE_NPK) {
+		snprintf(vk->kid, sizeof(vk->kid), "%s", kid);
+		rc = 0;
+	} else
+		fprintf(stderr, "cn2: no usable vault public key (the platform API answered %ld)\n",
+		    r.status);
+	cJSON_Delete(j);
+	fetch_free(&r);
+	return rc;
+}
+
+/*
+ * {"kid", "enc", "ct"}: the key sealed to the vault for this seller and
+ * provider, added to body as "sealed_key". 0 or -1 (printed).
+ */
+static int
+seal_into(const struct keys_opts *o, const char *provider, const uint8_t *key, size_t len,
+    cJSON *body)
+{
+	struct vault_key vk;
+	char seller[128], binding[HPKE_CN2_BINDING_MAX], enc64[64], *ct64 = NULL;
+	uint8_t enc[HPKE_NENC], *ct = malloc(len + HPKE_NT);
+	int blen, rc = -1;
+	cJSON *sk;
+
+	if (ct == NULL || vault_key_fetch(o, &vk) != 0) {
+		free(ct);
+		return -1;
+	}
+	if (seller_of(o, seller, sizeof(seller)) != 0 ||
+	    (blen = hpke_cn2_binding(binding, sizeof(binding), seller, provider)) < 0)
+		fprintf(stderr, "cn2: cannot tell the seller id from the token\n");
+	else if (hpke_seal(HPKE_CN2_AEAD, vk.pk, (const uint8_t *)binding, (size_t)blen,
+		     (const uint8_t *)binding, (size_t)blen, key, len, enc, ct) != 0 ||
+	    (ct64 = malloc(b64url_encoded_len(len + HPKE_NT) + 1)) == NULL ||
+	    b64url_encode(enc, sizeof(enc), enc64, sizeof(enc64)) < 0 ||
+	    b64url_encode(ct, len + HPKE_NT, ct64, b64url_encoded_len(len + HPKE_NT) + 1) < 0)
+		fprintf(stderr, "cn2: cannot seal the key\n");
+	else if ((sk = cJSON_AddObjectToObject(body, "sealed_key")) != NULL &&
+	    cJSON_AddStringToObject(sk, "kid", vk.kid) != NULL &&
+	    cJSON_AddStringToObject(sk, "enc", enc64) != NULL &&
+	    cJSON_AddStringToObject(sk, "ct", ct64) != NULL)
+		rc = 0;
+	free(ct64);
+	free(ct);
+	return rc;
+}
+
+/* Read the key, seal it into body, wipe it. 0 or -1 (printed). */
+static int
+sealed_body(const struct keys_opts *o, const char *provider, cJSON *body)
+{
+	const char *from = strcmp(o->key_file, "-") == 0 ? "/dev/stdin" : o->key_file;
+	size_t len;
+	char *key = fetch_read_file(from, 4096, &len);
+	int rc;
+
+	if (key == NULL || len == 0) {
+		fprintf(stderr, "cn2: cannot read the API key from %s\n", o->key_file);
+		free(key);
+		return -1;
+	}
+	rc = seal_into(o, provider, (const uint8_t *)key, len, body);
+	explicit_bzero(key, len);
+	free(key);
+	return rc;
+}
+
+static int
+keys_send(const struct keys_opts *o, const char *path, cJSON *body, long want)
+{
+	struct fetch_resp r;
+	char *text = cJSON_PrintUnformatted(body);
+	int rc = 1;
+
+	if (text != NULL && keys_call(o, "POST", path, text, &r) == 0) {
+		rc = keys_report(&r, want);
+		fetch_free(&r);
+	}
+	free(text);
+	return rc;
+}
+
 int
 cli_keys_add(const char *dir, const char *url, const char *token, const char *as,
     const char *provider, const char *key_file, const char *price)
 {
 	struct keys_opts o = {dir, url, token, as, provider, key_file, price, ""};
-	struct fetch_resp r;
 	cJSON *body = cJSON_CreateObject();
-	char *key, *text;
-	size_t len;
 	int rc = 1;
 
 	snprintf(o.cacert, sizeof(o.cacert), "%s/tls/cert.pem", dir);
 	if (access(o.cacert, R_OK) != 0)
 		o.cacert[0] = '\0';
-	key = fetch_read_file(strcmp(key_file, "-") == 0 ? "/dev/stdin" : key_file, 4096, &len);
-	if (key == NULL || len == 0) {
-		fprintf(stderr, "cn2: cannot read the API key from %s\n", key_file);
-		free(key);
-		cJSON_Delete(body);
-		return 1;
-	}
-	cJSON_AddStringToObject(body, "provider", provider);
-	cJSON_AddStringToObject(body, "key", key);
-	cJSON_AddStringToObject(body, "price_usd", price);
-	text = cJSON_PrintUnformatted(body);
-	if (text != NULL && keys_call(&o, "POST", text, &r) == 0) {
-		rc = keys_report(&r, 201);
-		fetch_free(&r);
-	}
-	if (text != NULL) {
-		explicit_bzero(text, strlen(text));
-		free(text);
-	}
-	/* cJSON keeps its own copy of the key: wipe it before it is freed. */
-	explicit_bzero(cJSON_GetStringValue(cJSON_GetObjectItem(body, "key")), len);
+	if (body != NULL && cJSON_AddStringToObject(body, "provider", provider) != NULL &&
+	    cJSON_AddStringToObject(body, "price_usd", price) != NULL &&
+	    sealed_body(&o, provider, body) == 0)
+		rc = keys_send(&o, "/api/keys", body, 201);
 	cJSON_Delete(body);
-	explicit_bzero(key, len);
-	free(key);
+	return rc;
+}
+
+/* The provider of one of the seller's keys, from GET /api/keys. */
+static int
+key_provider(const struct keys_opts *o, const char *id, char *out, size_t cap)
+{
+	struct fetch_resp r;
+	cJSON *j, *k;
+	int rc = -1;
+
+	if (keys_call(o, "GET", "/api/keys", NULL, &r) != 0)
+		return -1;
+	j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+	cJSON_ArrayForEach(k, cJSON_GetObjectItem(j, "keys")) {
+		const char *kid = cJSON_GetStringValue(cJSON_GetObjectItem(k, "id"));
+		const char *pv = cJSON_GetStringValue(cJSON_GetObjectItem(k, "provider"));
+
+		if (kid != NULL && pv != NULL && strcmp(kid, id) == 0)
+			rc = snprintf(out, cap, "%s", pv) < (int)cap ? 0 : -1;
+	}
+	if (rc != 0)
+		fprintf(stderr, "cn2: you have no key %s (the platform API answered %ld)\n", id,
+		    r.status);
+	cJSON_Delete(j);
+	fetch_free(&r);
+	return rc;
+}
+
+static int
+keys_rotate(const struct keys_opts *o, const char *id)
+{
+	char provider[64], path[160];
+	cJSON *body = cJSON_CreateObject();
+	int rc = 1;
+
+	if (strlen(id) > 100 || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789_.:-") != strlen(id)) {
+		fprintf(stderr, "cn2: \"%s\" is not a key id\n", id);
+		cJSON_Delete(body);
+		return 2;
+	}
+	snprintf(path, sizeof(path), "/api/keys/%s/rotate", id);
+	if (body != NULL && key_provider(o, id, provider, sizeof(provider)) == 0 &&
+	    sealed_body(o, provider, body) == 0)
+		rc = keys_send(o, path, body, 200);
+	cJSON_Delete(body);
 	return rc;
 }
 
@@ -147,7 +318,9 @@ keys_usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: cn2 keys add --provider NAME --price USD (--key-file FILE | --key-file -)\n"
+	    "       cn2 keys rotate KEY_ID (--key-file FILE | --key-file -)\n"
 	    "       cn2 keys list\n"
+	    "The key is sealed here to the vault's public key (HPKE); only the vault opens it.\n"
 	    "options: --url https://localhost:8443  the platform API (default)\n"
 	    "         --dir var                    local state: certificate, jwt secret\n"
 	    "         --token TOKEN                a bearer token (default: sign one locally)\n"
@@ -175,7 +348,11 @@ cmd_keys(int argc, char **argv)
 		return argc < 2 ? 2 : 0;
 	}
 	verb = argv[1];
-	optind = 2;
+	optind = strcmp(verb, "rotate") == 0 ? 3 : 2;
+	if (optind == 3 && (argc < 3 || argv[2][0] == '-')) {
+		keys_usage(stderr);
+		return 2;
+	}
 	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'd': o.dir = optarg; break;
@@ -196,14 +373,21 @@ cmd_keys(int argc, char **argv)
 		}
 		return cli_keys_add(o.dir, o.url, o.token, o.as, o.provider, o.key_file, o.price);
 	}
-	if (strcmp(verb, "list") != 0) {
+	if (strcmp(verb, "list") != 0 && strcmp(verb, "rotate") != 0) {
 		keys_usage(stderr);
 		return 2;
 	}
 	snprintf(o.cacert, sizeof(o.cacert), "%s/tls/cert.pem", o.dir);
 	if (access(o.cacert, R_OK) != 0)
 		o.cacert[0] = '\0';
-	if (keys_call(&o, "GET", NULL, &r) == 0) {
+	if (strcmp(verb, "rotate") == 0) {
+		if (o.key_file == NULL) {
+			keys_usage(stderr);
+			return 2;
+		}
+		return keys_rotate(&o, argv[2]);
+	}
+	if (keys_call(&o, "GET", "/api/keys", NULL, &r) == 0) {
 		rc = keys_report(&r, 200);
 		fetch_free(&r);
 	}

@@ -1,12 +1,22 @@
 /*
- * pay.c — `cn2 pay`: a curl-like client that pays. It sends the request;
- * on 402 it reads the Payment challenges, pays the `test` one (cn2's test
- * method, with the local test secret) if its amount is within --max, and
- * retries with the credential. The body goes to standard output as it
- * arrives (streams too); the decoded Payment-Receipt goes to standard error.
+ * pay.c — `cn2 pay`: a curl-like client that pays. It sends the request
+ * (with Accept-Payment naming the chosen method); on 402 it reads the
+ * Payment challenges, pays the one of --method if its amount is within the
+ * limit, and retries with the credential. The body goes to standard output
+ * as it arrives (streams too); the decoded Payment-Receipt goes to
+ * standard error.
  *
- * Security stance: the test secret is read from a file and wiped after use;
- * the credential is never printed.
+ *   test       (default) cn2's test method, with the local test secret
+ *   lightning  pays the invoice through the buyer's own LND node (REST
+ *              POST /v1/channels/transactions, macaroon, the node's
+ *              certificate) and presents the preimage; --max-sats bounds it
+ *   stripe     presents a Shared Payment Token the buyer was granted (--spt)
+ *   tempo      push mode: presents the hash of a transfer the buyer sent
+ *              (--tempo-tx) for the challenge's amount
+ *
+ * Security stance: secrets (the test secret, the macaroon, the token) are
+ * read from files or arguments and wiped after use; the credential and the
+ * preimage are never printed.
  */
 #include "cli/cli.h"
 
@@ -15,6 +25,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <mbedtls/md.h>
 
 #include "cli/fetch.h"
 #include "common/b64url.h"
@@ -33,7 +46,12 @@ struct pay_opts {
 	const char *dir;
 	const char *cacert;
 	const char *secret_file;
-	int64_t max; /* µUSD */
+	const char *pay_method;	 /* test, lightning, stripe, tempo */
+	const char *lnd_url, *lnd_macaroon_file, *lnd_cert;
+	const char *spt, *tempo_tx;
+	int64_t max;		 /* µUSD */
+	int64_t max_sats;
+	char accept[64];	 /* "Accept-Payment: <method>/charge" */
 	int include;
 	int verbose;
 };
@@ -49,13 +67,15 @@ pay_out(void *arg, const char *data, size_t len)
 static int
 pay_send(const struct pay_opts *o, const char *auth, struct fetch_resp *r)
 {
-	const char *hs[PAY_MAX_HEADERS + 2];
+	const char *hs[PAY_MAX_HEADERS + 3];
 	struct fetch_req req;
 	size_t n = 0;
 
 	for (size_t i = 0; i < o->nheaders; i++)
 		hs[n++] = o->headers[i];
-	if (auth != NULL)
+	if (auth == NULL)
+		hs[n++] = o->accept;
+	else
 		hs[n++] = auth;
 	hs[n] = NULL;
 	memset(&req, 0, sizeof(req));
@@ -76,9 +96,9 @@ pay_send(const struct pay_opts *o, const char *auth, struct fetch_resp *r)
 	return 0;
 }
 
-/* The first test/charge challenge among the response's WWW-Authenticate values. */
+/* The first <method>/charge challenge among the response's WWW-Authenticate values. */
 static int
-pick_challenge(const struct fetch_resp *r, struct mpp_challenge *out)
+pick_challenge(const struct fetch_resp *r, const char *method, struct mpp_challenge *out)
 {
 	char *vals[16];
 	size_t n = fetch_header_values(r->headers, "WWW-Authenticate", vals, 16), found = 0;
@@ -89,7 +109,7 @@ pick_challenge(const struct fetch_resp *r, struct mpp_challenge *out)
 
 		if (!found && mpp_challenges_parse(vals[i], strlen(vals[i]), cs, 8, &count, NULL, 0) == 0)
 			for (size_t k = 0; k < count; k++) {
-				if (!found && strcmp(cs[k].method, "test") == 0 &&
+				if (!found && strcmp(cs[k].method, method) == 0 &&
 				    strcmp(cs[k].intent, "charge") == 0) {
 					*out = cs[k];
 					found = 1;
@@ -102,7 +122,25 @@ pick_challenge(const struct fetch_resp *r, struct mpp_challenge *out)
 	return found ? 0 : -1;
 }
 
-/* The amount the challenge asks, checked against --max. */
+/* The challenge's amount in µUSD (sats for lightning), or -1 if its currency is not the method's. */
+static int
+request_amount(const char *method, const char *a, const char *cur, int64_t *amount)
+{
+	int64_t units;
+
+	if (a == NULL || cur == NULL || money_parse_units(a, &units) != 0)
+		return -1;
+	if (strcmp(method, "stripe") == 0)
+		return strcmp(cur, "usd") == 0 && money_mul(units, 10000, amount) ? 0 : -1;
+	if (strcmp(method, "lightning") == 0 && strcmp(cur, "sat") != 0)
+		return -1;
+	if (strcmp(method, "test") == 0 && strcmp(cur, "usdc") != 0)
+		return -1;
+	*amount = units; /* test and tempo: µUSD (6 decimals); lightning: sats */
+	return 0;
+}
+
+/* The amount the challenge asks, checked against --max (or --max-sats). */
 static int
 check_amount(const struct pay_opts *o, const struct mpp_challenge *c, int64_t *amount)
 {
@@ -112,9 +150,12 @@ check_amount(const struct pay_opts *o, const struct mpp_challenge *c, int64_t *a
 	char usd[MONEY_USD_BUFSZ];
 	int rc = -1;
 
-	if (a == NULL || cur == NULL || strcmp(cur, "usdc") != 0 || money_parse_units(a, amount) != 0)
-		fprintf(stderr, "cn2 pay: the challenge's request is not a usdc amount\n");
-	else if (*amount > o->max) {
+	if (request_amount(o->pay_method, a, cur, amount) != 0)
+		fprintf(stderr, "cn2 pay: the challenge's request is not a %s amount\n", o->pay_method);
+	else if (strcmp(o->pay_method, "lightning") == 0 && *amount > o->max_sats)
+		fprintf(stderr, "cn2 pay: %lld sats is above --max-sats; not paying\n",
+		    (long long)*amount);
+	else if (strcmp(o->pay_method, "lightning") != 0 && *amount > o->max) {
 		money_format_usd(*amount, usd, sizeof(usd));
 		fprintf(stderr, "cn2 pay: the price %s USD is above --max; not paying\n", usd);
 	} else
@@ -123,11 +164,114 @@ check_amount(const struct pay_opts *o, const struct mpp_challenge *c, int64_t *a
 	return rc;
 }
 
+/* "Authorization: Payment …" (or Payment-Authorization) with payload. Caller frees. */
+static char *
+credential_line(const struct mpp_challenge *c, const cJSON *payload)
+{
+	char *cred = mpp_credential_format(c, payload, NULL), *line = NULL;
+
+	if (cred != NULL && asprintf(&line, "%s: %s",
+				c->header != NULL ? c->header : "Authorization", cred) < 0)
+		line = NULL;
+	if (cred != NULL)
+		explicit_bzero(cred, strlen(cred));
+	free(cred);
+	return line;
+}
+
+/*
+ * Lightning: pay the invoice with the buyer's LND (SendPaymentSync over
+ * REST) and return the preimage as 64 hex digits. 0 or -1.
+ */
+static int
+lnd_pay(const struct pay_opts *o, const char *invoice, char pre[65])
+{
+	char url[512], *mac, machdr[4200], *body = NULL;
+	const char *hs[] = {machdr, "Content-Type: application/json", NULL};
+	struct fetch_req req;
+	struct fetch_resp r;
+	cJSON *j, *in = cJSON_CreateObject();
+	uint8_t raw[48];
+	size_t len, n = 0;
+	int rc = -1;
+
+	if ((mac = fetch_read_file(o->lnd_macaroon_file, 4096, &len)) == NULL) {
+		fprintf(stderr, "cn2 pay: cannot read the macaroon %s\n", o->lnd_macaroon_file);
+		cJSON_Delete(in);
+		return -1;
+	}
+	while (len > 0 && (mac[len - 1] == '\n' || mac[len - 1] == '\r'))
+		mac[--len] = '\0';
+	snprintf(machdr, sizeof(machdr), "Grpc-Metadata-macaroon: %s", mac);
+	explicit_bzero(mac, len);
+	free(mac);
+	snprintf(url, sizeof(url), "%s/v1/channels/transactions", o->lnd_url);
+	cJSON_AddStringToObject(in, "payment_request", invoice);
+	body = cJSON_PrintUnformatted(in);
+	cJSON_Delete(in);
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.url = url;
+	req.headers = hs;
+	req.body = body;
+	req.bodylen = body != NULL ? strlen(body) : 0;
+	req.cacert = o->lnd_cert;
+	if (body != NULL && fetch(&req, &r) == 0) {
+		j = cJSON_Parse(r.body != NULL ? r.body : "");
+		const char *p = cJSON_GetStringValue(cJSON_GetObjectItem(j, "payment_preimage"));
+		const char *e = cJSON_GetStringValue(cJSON_GetObjectItem(j, "payment_error"));
+
+		if (r.status == 200 && (e == NULL || *e == '\0') && p != NULL &&
+		    b64url_decode(p, strlen(p), raw, sizeof(raw), &n, B64_LENIENT) == 0 && n == 32) {
+			for (int i = 0; i < 32; i++)
+				snprintf(pre + 2 * i, 3, "%02x", raw[i]);
+			rc = 0;
+		} else {
+			fprintf(stderr, "cn2 pay: LND did not pay the invoice (status %ld)\n", r.status);
+		}
+		cJSON_Delete(j);
+		fetch_free(&r);
+	} else if (body != NULL) {
+		fprintf(stderr, "cn2 pay: %s: %s\n", url, r.error);
+	}
+	explicit_bzero(machdr, sizeof(machdr));
+	explicit_bzero(raw, sizeof(raw));
+	free(body);
+	return rc;
+}
+
+/* The payload of a lightning, stripe or tempo payment; NULL on failure. */
+static cJSON *
+method_payload(const struct pay_opts *o, const struct mpp_challenge *c)
+{
+	cJSON *payload = cJSON_CreateObject(), *req = mpp_request_decode(c->request);
+	const char *inv = cJSON_GetStringValue(cJSON_GetObjectItem(
+	    cJSON_GetObjectItem(req, "methodDetails"), "invoice"));
+	char pre[65];
+	int ok = 0;
+
+	if (strcmp(o->pay_method, "lightning") == 0 && inv != NULL && lnd_pay(o, inv, pre) == 0) {
+		ok = cJSON_AddStringToObject(payload, "preimage", pre) != NULL;
+		explicit_bzero(pre, sizeof(pre));
+	} else if (strcmp(o->pay_method, "stripe") == 0) {
+		ok = cJSON_AddStringToObject(payload, "spt", o->spt) != NULL;
+	} else if (strcmp(o->pay_method, "tempo") == 0) {
+		ok = cJSON_AddStringToObject(payload, "type", "hash") != NULL &&
+		    cJSON_AddStringToObject(payload, "hash", o->tempo_tx) != NULL;
+	}
+	cJSON_Delete(req);
+	if (!ok) {
+		cJSON_Delete(payload);
+		return NULL;
+	}
+	return payload;
+}
+
 /* "Authorization: Payment …" (or Payment-Authorization) for the test method. Caller frees. */
 static char *
 test_credential(const struct pay_opts *o, const struct mpp_challenge *c)
 {
-	char path[400], proof[MPP_ID_BUFSZ], *secret, *cred, *line = NULL;
+	char path[400], proof[MPP_ID_BUFSZ], *secret, *line = NULL;
 	cJSON *payload;
 	size_t len;
 
@@ -144,15 +288,27 @@ test_credential(const struct pay_opts *o, const struct mpp_challenge *c)
 	} else {
 		payload = cJSON_CreateObject();
 		cJSON_AddStringToObject(payload, "proof", proof);
-		if ((cred = mpp_credential_format(c, payload, NULL)) != NULL &&
-		    asprintf(&line, "%s: %s", c->header != NULL ? c->header : "Authorization",
-			cred) < 0)
-			line = NULL;
-		free(cred);
+		line = credential_line(c, payload);
 		cJSON_Delete(payload);
 	}
 	explicit_bzero(secret, len);
 	free(secret);
+	return line;
+}
+
+/* The credential line for the chosen method. Caller frees. */
+static char *
+pay_credential(const struct pay_opts *o, const struct mpp_challenge *c)
+{
+	cJSON *payload;
+	char *line;
+
+	if (strcmp(o->pay_method, "test") == 0)
+		return test_credential(o, c);
+	if ((payload = method_payload(o, c)) == NULL)
+		return NULL;
+	line = credential_line(c, payload);
+	cJSON_Delete(payload);
 	return line;
 }
 
@@ -186,20 +342,20 @@ pay_run(struct pay_opts *o)
 
 	if (pay_send(o, NULL, &r) != 0)
 		return 1;
-	if (r.status != 402) {
+	if (r.status != 402 && r.status != 400) {
 		rc = r.status >= 200 && r.status < 300 ? 0 : 22;
 		fetch_free(&r);
 		return rc;
 	}
 	memset(&c, 0, sizeof(c));
-	if (pick_challenge(&r, &c) != 0) {
-		fprintf(stderr, "cn2 pay: 402 without a test/charge challenge: %s\n",
-		    r.body != NULL ? r.body : "");
+	if (pick_challenge(&r, o->pay_method, &c) != 0) {
+		fprintf(stderr, "cn2 pay: %ld without a %s/charge challenge: %s\n", r.status,
+		    o->pay_method, r.body != NULL ? r.body : "");
 		fetch_free(&r);
 		return 22;
 	}
 	fetch_free(&r);
-	if (check_amount(o, &c, &amount) != 0 || (auth = test_credential(o, &c)) == NULL) {
+	if (check_amount(o, &c, &amount) != 0 || (auth = pay_credential(o, &c)) == NULL) {
 		mpp_challenge_free(&c);
 		return 1;
 	}
@@ -222,8 +378,14 @@ pay_usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: cn2 pay [options] URL\n"
-	    "Send an HTTP request; if it answers 402 Payment Required, pay with the test\n"
-	    "method and retry. The body goes to stdout, the receipt to stderr.\n\n"
+	    "Send an HTTP request; if it answers 402 Payment Required, pay and retry.\n"
+	    "The body goes to stdout, the receipt to stderr.\n\n"
+	    "  --method NAME     test (default), lightning, stripe or tempo\n"
+	    "  --lnd-url URL --lnd-macaroon-file FILE --lnd-cert FILE\n"
+	    "                    lightning: the buyer's LND node that pays the invoice\n"
+	    "  --max-sats N      lightning: pay at most this many sats (default 10000)\n"
+	    "  --spt TOKEN       stripe: the Shared Payment Token granted to cn2\n"
+	    "  --tempo-tx HASH   tempo: the transfer already sent for the challenge's amount\n"
 	    "  -X METHOD         request method (default GET, or POST with -d)\n"
 	    "  -H 'Name: value'  add a header (repeatable)\n"
 	    "  -d DATA           request body; -d @FILE reads it from FILE\n"
@@ -249,6 +411,55 @@ pay_body(struct pay_opts *o, const char *arg)
 	return o->body != NULL ? 0 : -1;
 }
 
+/* The method options. 0, or -1 with a message. */
+static int
+pay_method_opt(struct pay_opts *o, int ch, const char *arg)
+{
+	if (ch == 'M')
+		o->pay_method = arg;
+	else if (ch == 'L')
+		o->lnd_url = arg;
+	else if (ch == 'K')
+		o->lnd_macaroon_file = arg;
+	else if (ch == 'C')
+		o->lnd_cert = arg;
+	else if (ch == 'T')
+		o->spt = arg;
+	else if (ch == 'x')
+		o->tempo_tx = arg;
+	else if (money_parse_units(arg, &o->max_sats) != 0) {
+		fprintf(stderr, "cn2 pay: --max-sats takes a whole number\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* Each method has what it needs. */
+static int
+pay_method_check(struct pay_opts *o)
+{
+	const char *m = o->pay_method, *missing = NULL;
+
+	if (strcmp(m, "lightning") == 0 &&
+	    (o->lnd_url == NULL || o->lnd_macaroon_file == NULL || o->lnd_cert == NULL))
+		missing = "--lnd-url, --lnd-macaroon-file and --lnd-cert";
+	else if (strcmp(m, "stripe") == 0 && o->spt == NULL)
+		missing = "--spt";
+	else if (strcmp(m, "tempo") == 0 && o->tempo_tx == NULL)
+		missing = "--tempo-tx";
+	else if (strcmp(m, "test") != 0 && strcmp(m, "lightning") != 0 && strcmp(m, "stripe") != 0 &&
+	    strcmp(m, "tempo") != 0) {
+		fprintf(stderr, "cn2 pay: --method is test, lightning, stripe or tempo\n");
+		return -1;
+	}
+	if (missing != NULL) {
+		fprintf(stderr, "cn2 pay: --method %s needs %s\n", m, missing);
+		return -1;
+	}
+	snprintf(o->accept, sizeof(o->accept), "Accept-Payment: %s/charge", m);
+	return 0;
+}
+
 int
 cmd_pay(int argc, char **argv)
 {
@@ -256,6 +467,10 @@ cmd_pay(int argc, char **argv)
 	    {"max", required_argument, NULL, 'm'}, {"dir", required_argument, NULL, 'D'},
 	    {"cacert", required_argument, NULL, 'c'},
 	    {"test-secret-file", required_argument, NULL, 's'},
+	    {"method", required_argument, NULL, 'M'}, {"lnd-url", required_argument, NULL, 'L'},
+	    {"lnd-macaroon-file", required_argument, NULL, 'K'},
+	    {"lnd-cert", required_argument, NULL, 'C'}, {"max-sats", required_argument, NULL, 'S'},
+	    {"spt", required_argument, NULL, 'T'}, {"tempo-tx", required_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
 	struct pay_opts o;
@@ -265,6 +480,8 @@ cmd_pay(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	o.dir = "var";
 	o.max = 1000000;
+	o.max_sats = 10000;
+	o.pay_method = "test";
 	while ((ch = getopt_long(argc, argv, "X:H:d:ih", longopts, NULL)) != -1) {
 		if (ch == 'X')
 			o.method = optarg;
@@ -283,6 +500,13 @@ cmd_pay(int argc, char **argv)
 			o.cacert = optarg;
 		else if (ch == 's')
 			o.secret_file = optarg;
+		else if (ch == 'M' || ch == 'L' || ch == 'K' || ch == 'C' || ch == 'T' || ch == 'x' ||
+		    ch == 'S') {
+			if (pay_method_opt(&o, ch, optarg) != 0) {
+				free(o.body);
+				return 2;
+			}
+		}
 		else if (ch == 'h') {
 			pay_usage(stdout);
 			return 0;
@@ -296,6 +520,10 @@ cmd_pay(int argc, char **argv)
 		return 2;
 	}
 	o.url = argv[optind];
+	if (pay_method_check(&o) != 0) {
+		free(o.body);
+		return 2;
+	}
 	if (o.method == NULL)
 		o.method = o.body != NULL ? "POST" : "GET";
 	snprintf(cert, sizeof(cert), "%s/tls/cert.pem", o.dir);

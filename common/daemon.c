@@ -106,21 +106,33 @@ parse_args(int argc, char **argv, const struct daemon_spec *spec, int *check_onl
 	return path;
 }
 
+int
+daemon_load_config(const struct daemon_spec *spec, const char *path,
+    struct daemon_common_cfg *common, char *err, size_t errlen)
+{
+	const struct cfg_section secs[] = {{common_keys, common}, {spec->keys, spec->cfg}};
+	int level;
+
+	if (cfg_load(secs, spec->keys != NULL ? 2 : 1, path, err, errlen) != 0)
+		return -1;
+	if ((level = log_level_parse(common->log_level)) < 0) {
+		snprintf(err, errlen, "%s: log_level: unknown level \"%s\"", path, common->log_level);
+		return -1;
+	}
+	log_set_level(level);
+	for (int r = 0; r < ROLE_MAX; r++)
+		if (common->uid[r] < 0)
+			common->uid[r] = (int64_t)getuid();
+	return 0;
+}
+
 static void
 load_config(struct daemon *d, const char *path)
 {
-	const struct cfg_section secs[] = {{common_keys, &d->common}, {d->spec->keys, d->spec->cfg}};
 	char err[512];
-	int level;
 
-	if (cfg_load(secs, d->spec->keys != NULL ? 2 : 1, path, err, sizeof(err)) != 0)
+	if (daemon_load_config(d->spec, path, &d->common, err, sizeof(err)) != 0)
 		fatalx("%s", err);
-	if ((level = log_level_parse(d->common.log_level)) < 0)
-		fatalx("%s: log_level: unknown level \"%s\"", path, d->common.log_level);
-	log_set_level(level);
-	for (int r = 0; r < ROLE_MAX; r++)
-		if (d->common.uid[r] < 0)
-			d->common.uid[r] = (int64_t)getuid();
 }
 
 /* IPC glue. */

@@ -68,6 +68,15 @@ struct daemon {
 
 int daemon_main(int argc, char **argv, const struct daemon_spec *spec);
 
+/*
+ * Load spec's configuration file as daemon_main does (the common keys and
+ * the daemon's own, strictly) and apply its log level, for a daemon's
+ * offline commands that share its file (cn2-vault rewrap). 0, or -1 with a
+ * reason in err.
+ */
+int daemon_load_config(const struct daemon_spec *spec, const char *path,
+    struct daemon_common_cfg *common, char *err, size_t errlen);
+
 /* Begin a graceful stop from inside the daemon (as SIGTERM does). */
 void daemon_shutdown(struct daemon *d);
 

@@ -10,12 +10,20 @@
  * leaves the database exactly as it was.
  *
  * Every daemon runs SQLite from its single event loop thread, so connections
- * are opened without SQLite's own mutexes. Errors carry SQLite's message,
- * never the bound values of a statement.
+ * are opened without SQLite's own mutexes, and SQLite's memory statistics
+ * (a global mutex taken on every allocation, read by nothing in cn2) are
+ * turned off before the first open. Errors carry SQLite's message, never
+ * the bound values of a statement.
+ *
+ * The statement cache (db_stmt) is one small hash table for the process,
+ * keyed by (connection, address of the SQL text), under a mutex so that
+ * tests or tools with several threads stay safe; db_close empties a
+ * connection's entries before closing it.
  */
 #include "common/db.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +35,22 @@
 
 #define DB_BUSY_MS 5000
 #define DB_WHY_MAX 512
+/* Buckets of the statement cache (a power of two), and the most it holds. */
+#define DB_STMT_BUCKETS 256
+#define DB_STMT_MAX 4096
+
+struct db_cached {
+	struct db_cached *next;
+	sqlite3 *db;
+	const char *sql;  /* the caller's constant: the key */
+	char *text;	  /* our copy of it, to notice a reused address */
+	sqlite3_stmt *stmt;
+};
+
+static struct db_cached *db_cache[DB_STMT_BUCKETS];
+static size_t db_ncached;
+static pthread_mutex_t db_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t db_config_once = PTHREAD_ONCE_INIT;
 
 static int db_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -236,6 +260,16 @@ db_migrate(sqlite3 *db, const char *path, const char *const *migrations, size_t 
 	return 0;
 }
 
+/*
+ * Only possible before SQLite initializes itself (at the first open); if
+ * something in the process got there first, statistics simply stay on.
+ */
+static void
+db_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 sqlite3 *
 db_open(const char *path, enum db_sync sync, const char *const *migrations,
     size_t nmigrations, char *err, size_t errlen)
@@ -244,6 +278,8 @@ db_open(const char *path, enum db_sync sync, const char *const *migrations,
 
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
+	if (pthread_once(&db_config_once, db_config) != 0)
+		fatalx("pthread_once failed");
 	if ((db = db_open_file(path, err, errlen)) == NULL)
 		return NULL;
 	if (db_setup(db, path, sync, err, errlen) == -1 ||
@@ -254,6 +290,8 @@ db_open(const char *path, enum db_sync sync, const char *const *migrations,
 	return db;
 }
 
+static void db_stmt_forget(sqlite3 *db);
+
 void
 db_close(sqlite3 *db)
 {
@@ -261,6 +299,7 @@ db_close(sqlite3 *db)
 
 	if (db == NULL)
 		return;
+	db_stmt_forget(db);
 	/* SQLITE_BUSY here means a statement was never finalized: a leak in our code. */
 	if ((rc = sqlite3_close(db)) != SQLITE_OK)
 		log_warnx("sqlite3_close: %s (%d)", sqlite3_errstr(rc), rc);
@@ -282,19 +321,19 @@ db_exec(sqlite3 *db, const char *sql)
 int
 db_begin(sqlite3 *db)
 {
-	return db_exec(db, "BEGIN IMMEDIATE");
+	return db_exec_cached(db, "BEGIN IMMEDIATE");
 }
 
 int
 db_commit(sqlite3 *db)
 {
-	return db_exec(db, "COMMIT");
+	return db_exec_cached(db, "COMMIT");
 }
 
 int
 db_rollback(sqlite3 *db)
 {
-	return db_exec(db, "ROLLBACK");
+	return db_exec_cached(db, "ROLLBACK");
 }
 
 sqlite3_stmt *
@@ -312,4 +351,103 @@ db_prepare(sqlite3 *db, const char *sql)
 	if (*tail != '\0')
 		fatalx("more than one statement in: %.120s", sql);
 	return stmt;
+}
+
+static size_t
+db_stmt_bucket(const sqlite3 *db, const char *sql)
+{
+	uintptr_t h = (uintptr_t)db * 31 + (uintptr_t)sql;
+
+	h ^= h >> 17;
+	h *= 0x9e3779b1u;
+	return (size_t)(h >> 7) & (DB_STMT_BUCKETS - 1);
+}
+
+/* Finalize and free every entry of db. */
+static void
+db_stmt_forget(sqlite3 *db)
+{
+	struct db_cached **pp, *e;
+
+	if (pthread_mutex_lock(&db_cache_lock) != 0)
+		fatalx("cannot lock the statement cache");
+	for (size_t i = 0; i < DB_STMT_BUCKETS; i++) {
+		for (pp = &db_cache[i]; (e = *pp) != NULL;) {
+			if (e->db != db) {
+				pp = &e->next;
+				continue;
+			}
+			*pp = e->next;
+			sqlite3_finalize(e->stmt);
+			free(e->text);
+			free(e);
+			db_ncached--;
+		}
+	}
+	(void)pthread_mutex_unlock(&db_cache_lock);
+}
+
+/* The entry for (db, sql), made on first use; called with the lock held. */
+static struct db_cached *
+db_stmt_entry(sqlite3 *db, const char *sql)
+{
+	size_t b = db_stmt_bucket(db, sql);
+	struct db_cached *e;
+
+	for (e = db_cache[b]; e != NULL; e = e->next)
+		if (e->db == db && e->sql == sql)
+			break;
+	if (e != NULL && strcmp(e->text, sql) == 0)
+		return e;
+	if (e != NULL) {
+		/* The address now holds other SQL: prepare that in place. */
+		sqlite3_finalize(e->stmt);
+		free(e->text);
+	} else {
+		if (db_ncached >= DB_STMT_MAX)
+			fatalx("more than %d cached statements: SQL built at run time?",
+			    DB_STMT_MAX);
+		if ((e = calloc(1, sizeof(*e))) == NULL)
+			fatalx("out of memory");
+		e->db = db;
+		e->sql = sql;
+		e->next = db_cache[b];
+		db_cache[b] = e;
+		db_ncached++;
+	}
+	if ((e->text = strdup(sql)) == NULL)
+		fatalx("out of memory");
+	e->stmt = db_prepare(db, sql);
+	return e;
+}
+
+sqlite3_stmt *
+db_stmt(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt;
+
+	if (pthread_mutex_lock(&db_cache_lock) != 0)
+		fatalx("cannot lock the statement cache");
+	stmt = db_stmt_entry(db, sql)->stmt;
+	(void)pthread_mutex_unlock(&db_cache_lock);
+	/* Its last step's result was the last user's to check. */
+	(void)sqlite3_reset(stmt);
+	(void)sqlite3_clear_bindings(stmt);
+	return stmt;
+}
+
+int
+db_exec_cached(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = db_stmt(db, sql);
+	int rc;
+
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		;
+	if (rc == SQLITE_DONE)
+		rc = SQLITE_OK;
+	else
+		log_warnx("%s (%d)", sqlite3_errmsg(db), rc);
+	(void)sqlite3_reset(stmt);
+	return rc;
 }

@@ -11,7 +11,8 @@
  *
  * Writes go through db_begin (BEGIN IMMEDIATE) / db_commit / db_rollback.
  * These are blocking calls: daemons batch many requests per transaction so one
- * fsync serves them all.
+ * fsync serves them all. Statements on the hot path come from db_stmt, which
+ * prepares each once per connection.
  */
 #ifndef CN2_DB_H
 #define CN2_DB_H
@@ -39,5 +40,28 @@ int db_quick_check(sqlite3 *db);
 
 /* Prepare or fatal: for statements in our own code, where failure is a bug. */
 sqlite3_stmt *db_prepare(sqlite3 *db, const char *sql);
+
+/*
+ * The statement cache: the hot path prepares each of its statements once.
+ *
+ * db_stmt returns the prepared statement for sql on db, preparing it (or
+ * fatal, like db_prepare) on first use. It comes back reset and with its
+ * bindings cleared. The cache owns it: never finalize it; it stays valid
+ * until db_close, which finalizes every statement cached for db. Reset it
+ * when done with it (sqlite3_reset): a statement left after a row holds its
+ * read transaction open; db_stmt resets it again on the next fetch anyway.
+ *
+ * sql must be a string constant: entries are keyed by its address, and the
+ * text is compared too, so a buffer reused for other SQL is prepared anew.
+ * A statement has one user at a time: fetching the same sql again resets
+ * it. Safe to call from several threads on different connections.
+ */
+sqlite3_stmt *db_stmt(sqlite3 *db, const char *sql);
+/*
+ * Run one cached statement that takes no parameters and returns no row
+ * (BEGIN IMMEDIATE, COMMIT, SAVEPOINT …) to its end: SQLITE_OK, or the
+ * error code (logged, as db_exec does).
+ */
+int db_exec_cached(sqlite3 *db, const char *sql);
 
 #endif

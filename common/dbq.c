@@ -23,15 +23,16 @@ struct dbq {
 	unsigned long long writes, batches;
 };
 
+/* The savepoint statements run once per write: prepared once (db_stmt), not per call. */
 static int
 item_apply(sqlite3 *db, struct dbq_item *it)
 {
-	if (db_exec(db, "SAVEPOINT w") != SQLITE_OK)
+	if (db_exec_cached(db, "SAVEPOINT w") != SQLITE_OK)
 		return -1;
 	if (it->apply(db, it->arg) == 0)
-		return db_exec(db, "RELEASE w") == SQLITE_OK ? 0 : -1;
-	db_exec(db, "ROLLBACK TO w");
-	db_exec(db, "RELEASE w");
+		return db_exec_cached(db, "RELEASE w") == SQLITE_OK ? 0 : -1;
+	db_exec_cached(db, "ROLLBACK TO w");
+	db_exec_cached(db, "RELEASE w");
 	return -1;
 }
 

@@ -121,11 +121,12 @@ static const struct ipc_field ticket_fields[] = {FTICKET(ipc_ticket, TOP)};
 static const struct ipc_field assign_fields[] = {
     FTICKET(ipc_assign, IN_TICKET),
     FSTR(ipc_assign, exclude, 0),
+    FSTR(ipc_assign, session, 0),
 };
 
 
 
-static const struct ipc_field grant_fields[] = {FGRANT(ipc_grant, TOP)};
+static const struct ipc_field grant_fields[] = {FGRANT(ipc_grant, TOP), FSTR(ipc_grant, region, 0)};
 
 static const struct ipc_field forward_fields[] = {
     FGRANT(ipc_forward, IN_GRANT),
@@ -156,6 +157,7 @@ static const struct ipc_field outcome_fields[] = {
     FU16(ipc_outcome, status, 0, 599),
     FU32(ipc_outcome, latency_ms, 0, UINT32_MAX),
     FU8(ipc_outcome, failure, FAIL_NONE, FAIL_CANCEL),
+    FU32(ipc_outcome, retry_after_s, 0, 86400),
 };
 
 static const struct ipc_field settle_fields[] = {
@@ -165,6 +167,7 @@ static const struct ipc_field settle_fields[] = {
     FSTR(ipc_settle, seller_id, 0),
     FAMOUNT(ipc_settle, seller_price),
     FBYTES(ipc_settle, award_mac, IPC_MAC_LEN),
+    FSTR(ipc_settle, region, 0),
 };
 
 static const struct ipc_field settled_fields[] = {FSTR(ipc_settled, receipt, 0)};
@@ -188,7 +191,16 @@ static const struct ipc_field key_put_fields[] = {
     FSTR(ipc_key_put, key_id, 1),
     FSTR(ipc_key_put, seller_id, 1),
     FSTR(ipc_key_put, provider, 1),
-    FBYTES(ipc_key_put, secret, 4096),
+    FU8(ipc_key_put, rotate, 0, 1),
+    FSTR(ipc_key_put, kid, 1),
+    {F_BYTES, offsetof(struct ipc_key_put, enc), 32, 32},
+    {F_BYTES, offsetof(struct ipc_key_put, sealed), IPC_SEALED_MIN, IPC_SEALED_MAX},
+};
+
+static const struct ipc_field vault_pubkey_rep_fields[] = {
+    FSTR(ipc_vault_pubkey_rep, kid, 1),
+    {F_BYTES, offsetof(struct ipc_vault_pubkey_rep, public_key), 32, 32},
+    FI64(ipc_vault_pubkey_rep, created, 0, INT64_MAX),
 };
 
 static const struct ipc_field listing_fields[] = {
@@ -198,9 +210,38 @@ static const struct ipc_field listing_fields[] = {
     FAMOUNT(ipc_listing, price),
     FSTR(ipc_listing, status, 1),
     FI64(ipc_listing, created, 0, INT64_MAX),
+    FSTR(ipc_listing, region, 0),
+    FU8(ipc_listing, premium, 0, 1),
+    FSTR(ipc_listing, routes, 0),
+    FU32(ipc_listing, rpm, 0, 1000000),
+    FU32(ipc_listing, rpd, 0, 10000000),
+    FAMOUNT(ipc_listing, daily_budget),
+    FU32(ipc_listing, score, 0, 1000000),
+    FSTR(ipc_listing, reason, 0),
+    FI64(ipc_listing, updated, 0, INT64_MAX),
 };
 
 static const struct ipc_field listing_list_fields[] = {FSTR(ipc_listing_list, seller_id, 1)};
+
+static const struct ipc_field listing_get_fields[] = {
+    FSTR(ipc_listing_get, seller_id, 1),
+    FSTR(ipc_listing_get, key_id, 1),
+};
+
+static const struct ipc_field market_stats_fields[] = {FU16(ipc_market_stats, days, 1, 365)};
+
+static const struct ipc_field market_provider_fields[] = {
+    FSTR(ipc_market_provider, provider, 1),
+    FU32(ipc_market_provider, keys, 0, UINT32_MAX),
+    FU32(ipc_market_provider, premium_keys, 0, UINT32_MAX),
+    FU32(ipc_market_provider, eu_keys, 0, UINT32_MAX),
+    FAMOUNT(ipc_market_provider, price_min),
+    FAMOUNT(ipc_market_provider, price_max),
+    FU64(ipc_market_provider, requests),
+    FU64(ipc_market_provider, ok),
+    FU64(ipc_market_provider, failed),
+    FU32(ipc_market_provider, latency_ms, 0, UINT32_MAX),
+};
 
 static const struct ipc_field api_fields[] = {
     FSTR(ipc_api, method, 1),
@@ -214,6 +255,71 @@ static const struct ipc_field api_rep_fields[] = {
     FU16(ipc_api_rep, status, 100, 599),
     FSTR(ipc_api_rep, content_type, 0),
     FBYTES(ipc_api_rep, body, 4u << 20),
+};
+
+#define IN_VERIFY(x) verify.x
+static const struct ipc_field verify_idem_fields[] = {
+    FROUTE(ipc_verify_idem, IN_VERIFY(route)),
+    FSTR(ipc_verify_idem, verify.realm, 1),
+    FAMOUNT(ipc_verify_idem, verify.amount),
+    FSTR(ipc_verify_idem, verify.accept, 0),
+    FU8(ipc_verify_idem, verify.ncredentials, 1, 255),
+    FU8(ipc_verify_idem, verify.header, 0, 1),
+    FBYTES(ipc_verify_idem, verify.credential, 16384),
+    FSTR(ipc_verify_idem, idem_key, 1),
+    FMAC(ipc_verify_idem, body_hash),
+};
+
+static const struct ipc_field pay_problem_fields[] = {
+    FU16(ipc_pay_problem, status, 400, 599),
+    FU32(ipc_pay_problem, retry_after, 0, 86400),
+    FSTR(ipc_pay_problem, challenge_id, 0),
+    FBYTES(ipc_pay_problem, www_auth, 16384),
+    FBYTES(ipc_pay_problem, body, 8192),
+};
+
+static const struct ipc_field ledger_post_split_fields[] = {
+    FSTR(ipc_ledger_post_split, xfer_id, 1),
+    FSTR(ipc_ledger_post_split, seller_id, 1),
+    FAMOUNT(ipc_ledger_post_split, seller_amount),
+    FAMOUNT(ipc_ledger_post_split, premium_amount),
+};
+
+static const struct ipc_field earnings_fields[] = {FSTR(ipc_earnings, seller_id, 1)};
+
+static const struct ipc_field earnings_rep_fields[] = {
+    FSTR(ipc_earnings_rep, seller_id, 1),
+    FI64(ipc_earnings_rep, available, INT64_MIN, INT64_MAX),
+    FAMOUNT(ipc_earnings_rep, pending),
+    FAMOUNT(ipc_earnings_rep, in_dispute),
+    FI64(ipc_earnings_rep, paid_out, INT64_MIN, INT64_MAX),
+    FAMOUNT(ipc_earnings_rep, earned),
+    FAMOUNT(ipc_earnings_rep, hold_s),
+    FAMOUNT(ipc_earnings_rep, as_of),
+};
+
+static const struct ipc_field dispute_open_fields[] = {
+    FSTR(ipc_dispute_open, dispute_id, 1),
+    FSTR(ipc_dispute_open, payment_ref, 1),
+};
+
+static const struct ipc_field dispute_resolve_fields[] = {
+    FSTR(ipc_dispute_resolve, dispute_id, 1),
+    FU8(ipc_dispute_resolve, outcome, DISPUTE_FOR_SELLER, DISPUTE_FOR_BUYER),
+};
+
+static const struct ipc_field dispute_get_fields[] = {FSTR(ipc_dispute_get, dispute_id, 1)};
+
+static const struct ipc_field dispute_rep_fields[] = {
+    FSTR(ipc_dispute_rep, dispute_id, 1),
+    FSTR(ipc_dispute_rep, payment_ref, 1),
+    FSTR(ipc_dispute_rep, seller_id, 1),
+    FSTR(ipc_dispute_rep, pay_method, 1),
+    FAMOUNT(ipc_dispute_rep, amount),
+    FAMOUNT(ipc_dispute_rep, seller_amount),
+    FU8(ipc_dispute_rep, state, DISPUTE_OPEN, DISPUTE_REFUNDED),
+    FAMOUNT(ipc_dispute_rep, opened),
+    FAMOUNT(ipc_dispute_rep, resolved),
 };
 
 #define REQ IPC_MF_REQUEST
@@ -254,6 +360,20 @@ static const struct ipc_desc catalogue[IPC_TYPE_MAX] = {
     [IPC_LISTING] = MSG("LISTING", 0, listing_fields),
     [IPC_API] = MSG("API", REQ, api_fields),
     [IPC_API_REP] = MSG("API_REP", FIN, api_rep_fields),
+    [IPC_VERIFY_IDEM] = MSG("VERIFY_IDEM", REQ, verify_idem_fields),
+    [IPC_PAY_PROBLEM] = MSG("PAY_PROBLEM", FIN, pay_problem_fields),
+    [IPC_LISTING_GET] = MSG("LISTING_GET", REQ, listing_get_fields),
+    [IPC_MARKET_STATS] = MSG("MARKET_STATS", REQ, market_stats_fields),
+    [IPC_MARKET_PROVIDER] = MSG("MARKET_PROVIDER", 0, market_provider_fields),
+    [IPC_VAULT_PUBKEY] = {"VAULT_PUBKEY", REQ, NULL, 0},
+    [IPC_VAULT_PUBKEY_REP] = MSG("VAULT_PUBKEY_REP", FIN, vault_pubkey_rep_fields),
+    [IPC_LEDGER_POST_SPLIT] = MSG("LEDGER_POST_SPLIT", REQ, ledger_post_split_fields),
+    [IPC_EARNINGS] = MSG("EARNINGS", REQ, earnings_fields),
+    [IPC_EARNINGS_REP] = MSG("EARNINGS_REP", FIN, earnings_rep_fields),
+    [IPC_DISPUTE_OPEN] = MSG("DISPUTE_OPEN", REQ, dispute_open_fields),
+    [IPC_DISPUTE_RESOLVE] = MSG("DISPUTE_RESOLVE", REQ, dispute_resolve_fields),
+    [IPC_DISPUTE_GET] = MSG("DISPUTE_GET", REQ, dispute_get_fields),
+    [IPC_DISPUTE_REP] = MSG("DISPUTE_REP", FIN, dispute_rep_fields),
 };
 
 static const char *const role_names[ROLE_MAX] = {

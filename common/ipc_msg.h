@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPC_VERSION 1
+#define IPC_VERSION 2
 #define IPC_HDR_LEN 16
 #define IPC_MAX_FRAME (16u << 20)
 
@@ -91,6 +91,28 @@ enum ipc_type {
 	 * Numbers are never reused. Reserved ranges for the messages each part
 	 * adds: payments 50-59, router 60-69, vault 70-79, ledger 80-89.
 	 */
+
+	/* payments (50-59) */
+	IPC_VERIFY_IDEM = 50, /* edge → payments: VERIFY with an Idempotency-Key: as VERIFY */
+	IPC_PAY_PROBLEM = 51, /* payments → edge: PAY_REQUIRED with Retry-After (or none) */
+
+	/* router (60-69) */
+	IPC_LISTING_GET = 60,	  /* platform → router: → LISTING, ACK; or PROBLEM 404 */
+	IPC_MARKET_STATS = 61,	  /* platform → router: → MARKET_PROVIDER…, ACK */
+	IPC_MARKET_PROVIDER = 62,
+
+	/* vault (70-79) */
+	IPC_VAULT_PUBKEY = 70,	   /* platform → vault: → VAULT_PUBKEY_REP */
+	IPC_VAULT_PUBKEY_REP = 71,
+
+	/* ledger (80-89) */
+	IPC_LEDGER_POST_SPLIT = 80, /* payments → ledger: LEDGER_POST with a premium part: → ACK or ERROR */
+	IPC_EARNINGS = 81,	    /* platform → ledger: → EARNINGS_REP or ERROR */
+	IPC_EARNINGS_REP = 82,
+	IPC_DISPUTE_OPEN = 83,	    /* platform → ledger: → DISPUTE_REP or ERROR */
+	IPC_DISPUTE_RESOLVE = 84,   /* platform → ledger: → DISPUTE_REP or ERROR */
+	IPC_DISPUTE_GET = 85,	    /* platform → ledger: → DISPUTE_REP or ERROR */
+	IPC_DISPUTE_REP = 86,
 	IPC_TYPE_MAX = 100,
 };
 
@@ -102,6 +124,8 @@ enum ipc_type {
 #define IPC_PATH_MAX 511     /* a request path without its query */
 #define IPC_TARGET_MAX 2047  /* a request target: path and query */
 #define IPC_REGION_MAX 3
+#define IPC_ROUTES_MAX 511   /* a listing's allowed routes: "METHOD /path" items, comma-separated */
+#define IPC_SESSION_MAX 64   /* X-CN2-Session: a buyer's conversation id */
 #define IPC_MAC_LEN 32	     /* HMAC-SHA256 */
 #define IPC_BODY_MAX (8u << 20)
 #define IPC_CHUNK_MAX (256u << 10)
@@ -209,6 +233,7 @@ struct ipc_ticket {
 struct ipc_assign {
 	struct ipc_ticket ticket;
 	char exclude[256]; /* key ids already tried, comma-separated */
+	char session[IPC_SESSION_MAX + 1]; /* the buyer's X-CN2-Session, or "" */
 };
 
 /*
@@ -226,6 +251,8 @@ struct ipc_grant {
 	char seller_id[IPC_ID_MAX + 1];
 	int64_t seller_price;
 	struct ipc_bytes award_mac;
+	/* GRANT only (FORWARD leaves it out): the region tag of the key, for the receipt. */
+	char region[IPC_REGION_MAX + 1];
 };
 
 struct ipc_forward {
@@ -261,6 +288,7 @@ struct ipc_outcome {
 	uint16_t status;     /* upstream HTTP status, 0 if none */
 	uint32_t latency_ms; /* to the first byte of the response */
 	uint8_t failure;     /* enum ipc_failure */
+	uint32_t retry_after_s; /* the upstream's Retry-After on a 429 or 503, in seconds; 0: none */
 };
 
 enum ipc_failure { FAIL_NONE = 0, FAIL_CONNECT = 1, FAIL_TIMEOUT = 2, FAIL_CUT = 3, FAIL_CANCEL = 4 };
@@ -272,6 +300,7 @@ struct ipc_settle {
 	char seller_id[IPC_ID_MAX + 1];
 	int64_t seller_price;
 	struct ipc_bytes award_mac;
+	char region[IPC_REGION_MAX + 1]; /* the region of the key that served (GRANT), for the receipt */
 };
 
 struct ipc_settled {
@@ -295,11 +324,29 @@ struct ipc_ledger_void {
 	char xfer_id[72];
 };
 
+/*
+ * A seller's key, sealed by the seller's client with HPKE to the vault's
+ * public key kid (common/hpke.h: HPKE_CN2_AEAD, info and associated data
+ * the binding of seller_id and provider). Only the vault can open it.
+ */
+#define IPC_KID_MAX 31
+#define IPC_SEALED_MIN (8 + 16)	    /* the shortest key, and the AEAD tag */
+#define IPC_SEALED_MAX (4096 + 16)
 struct ipc_key_put {
 	char key_id[IPC_KEY_ID_MAX + 1];
 	char seller_id[IPC_ID_MAX + 1];
 	char provider[IPC_PROVIDER_MAX + 1];
-	struct ipc_bytes secret;
+	uint8_t rotate;		  /* 0: a new key id; 1: a new secret for an existing one */
+	char kid[IPC_KID_MAX + 1]; /* the vault key pair it is sealed to */
+	struct ipc_bytes enc;	  /* HPKE enc: 32 bytes */
+	struct ipc_bytes sealed;  /* HPKE ciphertext and tag */
+};
+
+/* The vault's current public key for sealed intake (VAULT_PUBKEY has no fields). */
+struct ipc_vault_pubkey_rep {
+	char kid[IPC_KID_MAX + 1];
+	struct ipc_bytes public_key; /* X25519, 32 bytes */
+	int64_t created;	     /* unix seconds */
 };
 
 struct ipc_listing {
@@ -309,6 +356,40 @@ struct ipc_listing {
 	int64_t price; /* µUSD per request, to the seller */
 	char status[16];
 	int64_t created; /* unix seconds; 0 in LISTING_PUT */
+	/* Appended for the key pool (docs/cn2-router.md); zero values mean "no restriction". */
+	char region[IPC_REGION_MAX + 1]; /* "", "eu" or "us" */
+	uint8_t premium;		 /* 1: may serve the premium pool */
+	char routes[IPC_ROUTES_MAX + 1]; /* "POST /v1/chat/completions, GET /v1/models"; "": all */
+	uint32_t rpm;			 /* requests per minute; 0: no limit */
+	uint32_t rpd;			 /* requests per day; 0: no limit */
+	int64_t daily_budget;		 /* µUSD of upstream spend per UTC day; 0: no cap */
+	uint32_t score;			 /* LISTING only: reliability, millionths (0..1000000) */
+	char reason[128];		 /* LISTING only: why it is quarantined, or "" */
+	int64_t updated;		 /* LISTING only: unix seconds of the last change */
+};
+
+/* One listing of one seller (LISTING_GET). */
+struct ipc_listing_get {
+	char seller_id[IPC_ID_MAX + 1];
+	char key_id[IPC_KEY_ID_MAX + 1];
+};
+
+/* The public marketplace summary (MARKET_STATS → one MARKET_PROVIDER per provider, ACK). */
+struct ipc_market_stats {
+	uint16_t days; /* the window of the request figures, 1..365 */
+};
+
+struct ipc_market_provider {
+	char provider[IPC_PROVIDER_MAX + 1];
+	uint32_t keys;	       /* active listings */
+	uint32_t premium_keys; /* active listings that serve the premium pool now */
+	uint32_t eu_keys;      /* active listings tagged eu */
+	int64_t price_min;     /* buyer price of the cheapest active listing, µUSD (0: none) */
+	int64_t price_max;     /* buyer price of the dearest one */
+	uint64_t requests;     /* upstream calls in the window */
+	uint64_t ok;	       /* of which the upstream answered without failing */
+	uint64_t failed;       /* of which failed for the key or the upstream (5xx, 429, auth, timeouts) */
+	uint32_t latency_ms;   /* mean time to first byte in the window */
 };
 
 struct ipc_listing_list {
@@ -327,6 +408,81 @@ struct ipc_api_rep {
 	uint16_t status;
 	char content_type[64];
 	struct ipc_bytes body;
+};
+
+/*
+ * VERIFY of a request that carries an Idempotency-Key: the key and a hash of
+ * the body, so payments can tell a retry of the same request (its outcome is
+ * replayed) from another request under the same key (422). No body travels.
+ */
+#define IPC_IDEM_KEY_MAX 255
+struct ipc_verify_idem {
+	struct ipc_verify verify;
+	char idem_key[IPC_IDEM_KEY_MAX + 1];
+	struct ipc_bytes body_hash; /* SHA-256 of the request body: 32 bytes */
+};
+
+/* A problem for the buyer, as PAY_REQUIRED, and when to try again. */
+struct ipc_pay_problem {
+	uint16_t status;
+	uint32_t retry_after; /* seconds for Retry-After; 0: no such header */
+	char challenge_id[IPC_ID_MAX + 1];
+	struct ipc_bytes www_auth; /* one WWW-Authenticate value per line, or none */
+	struct ipc_bytes body;	   /* application/problem+json */
+};
+
+/* A capture whose buyer price includes the premium pool's surcharge: three parts. */
+struct ipc_ledger_post_split {
+	char xfer_id[72];
+	char seller_id[IPC_ID_MAX + 1];
+	int64_t seller_amount;	/* to the seller's earnings */
+	int64_t premium_amount; /* to platform:premium; the rest of the pending amount is the fee */
+};
+
+struct ipc_earnings {
+	char seller_id[IPC_ID_MAX + 1];
+};
+
+/* A seller's earnings in µUSD (available may be negative after a dispute). */
+struct ipc_earnings_rep {
+	char seller_id[IPC_ID_MAX + 1];
+	int64_t available;  /* what a payout may take now */
+	int64_t pending;    /* earned within the hold period: not yet available */
+	int64_t in_dispute; /* the seller's part of open disputes, held in the reserve */
+	int64_t paid_out;   /* payouts less reversals */
+	int64_t earned;     /* every capture's seller share, all time */
+	int64_t hold_s;	    /* the hold period */
+	int64_t as_of;	    /* unix milliseconds */
+};
+
+enum ipc_dispute_outcome { DISPUTE_FOR_SELLER = 1, DISPUTE_FOR_BUYER = 2 };
+enum ipc_dispute_state { DISPUTE_OPEN = 1, DISPUTE_RETURNED = 2, DISPUTE_REFUNDED = 3 };
+
+/* Open a dispute against the captured payment payment_ref (the receipt's reference). */
+struct ipc_dispute_open {
+	char dispute_id[IPC_ID_MAX + 1];
+	char payment_ref[IPC_ID_MAX + 1];
+};
+
+struct ipc_dispute_resolve {
+	char dispute_id[IPC_ID_MAX + 1];
+	uint8_t outcome; /* enum ipc_dispute_outcome */
+};
+
+struct ipc_dispute_get {
+	char dispute_id[IPC_ID_MAX + 1];
+};
+
+struct ipc_dispute_rep {
+	char dispute_id[IPC_ID_MAX + 1];
+	char payment_ref[IPC_ID_MAX + 1];
+	char seller_id[IPC_ID_MAX + 1];
+	char pay_method[IPC_METHOD_MAX + 1];
+	int64_t amount;	       /* what the buyer paid: held in the dispute reserve */
+	int64_t seller_amount; /* the part of it taken from the seller's earnings */
+	uint8_t state;	       /* enum ipc_dispute_state */
+	int64_t opened;	       /* unix milliseconds */
+	int64_t resolved;      /* unix milliseconds; 0 while open */
 };
 
 /* The largest decoded message: decode into this. */
@@ -355,10 +511,23 @@ union ipc_any {
 	struct ipc_ledger_post ledger_post;
 	struct ipc_ledger_void ledger_void;
 	struct ipc_key_put key_put;
+	struct ipc_vault_pubkey_rep vault_pubkey_rep;
 	struct ipc_listing listing;
 	struct ipc_listing_list listing_list;
+	struct ipc_listing_get listing_get;
+	struct ipc_market_stats market_stats;
+	struct ipc_market_provider market_provider;
 	struct ipc_api api;
 	struct ipc_api_rep api_rep;
+	struct ipc_verify_idem verify_idem;
+	struct ipc_pay_problem pay_problem;
+	struct ipc_ledger_post_split ledger_post_split;
+	struct ipc_earnings earnings;
+	struct ipc_earnings_rep earnings_rep;
+	struct ipc_dispute_open dispute_open;
+	struct ipc_dispute_resolve dispute_resolve;
+	struct ipc_dispute_get dispute_get;
+	struct ipc_dispute_rep dispute_rep;
 };
 
 /* Message flags in the catalogue. */

@@ -827,6 +827,13 @@ int
 mpp_receipt_encode(const char *method, const char *reference, int64_t unix_s, char *out,
     size_t cap)
 {
+	return mpp_receipt_encode_id(method, reference, NULL, unix_s, out, cap);
+}
+
+int
+mpp_receipt_encode_id(const char *method, const char *reference, const char *challenge_id,
+    int64_t unix_s, char *out, size_t cap)
+{
 	char ts[RFC3339_BUFSZ], *jcs = NULL;
 	cJSON *r = cJSON_CreateObject();
 	int rc = -1;
@@ -837,6 +844,7 @@ mpp_receipt_encode(const char *method, const char *reference, int64_t unix_s, ch
 	    cJSON_AddStringToObject(r, "method", method) != NULL &&
 	    cJSON_AddStringToObject(r, "timestamp", ts) != NULL &&
 	    cJSON_AddStringToObject(r, "reference", reference) != NULL &&
+	    (challenge_id == NULL || cJSON_AddStringToObject(r, "challengeId", challenge_id) != NULL) &&
 	    (jcs = jcs_serialize(r)) != NULL)
 		rc = b64url_encode((const uint8_t *)jcs, strlen(jcs), out, cap);
 	cJSON_Delete(r);

@@ -149,6 +149,9 @@ char *mpp_credential_format(const struct mpp_challenge *c, const cJSON *payload,
  */
 int mpp_receipt_encode(const char *method, const char *reference, int64_t unix_s, char *out,
     size_t cap);
+/* The same with "challengeId" (as the Lightning draft asks); NULL leaves it out. */
+int mpp_receipt_encode_id(const char *method, const char *reference, const char *challenge_id,
+    int64_t unix_s, char *out, size_t cap);
 
 /*
  * cn2's "test" method proof for a challenge id:

@@ -159,7 +159,9 @@ parse_routes(struct provider *p, const cJSON *rs)
 	return 0;
 }
 
-static const char *const provider_fields[] = {"upstream", "auth", "headers", "stream", "routes"};
+static const char *const provider_fields[] = {
+    "upstream", "auth", "headers", "stream", "routes", "docs",
+};
 
 static int
 known_fields(const cJSON *obj)
@@ -176,6 +178,18 @@ known_fields(const cJSON *obj)
 			return 0;
 	}
 	return 1;
+}
+
+/* "docs", optional: where the entry was checked, an https:// address. */
+static int
+docs_valid(const cJSON *docs)
+{
+	const char *s = cJSON_GetStringValue(docs);
+
+	if (docs == NULL)
+		return 1;
+	return s != NULL && strncmp(s, "https://", 8) == 0 && strlen(s) < 256 && valid_value(s) &&
+	    strchr(s, ' ') == NULL;
 }
 
 static int
@@ -201,6 +215,8 @@ parse_provider(struct provider *p, const cJSON *obj, char *err, size_t errlen)
 		why = "stream must be true or false";
 	else if (parse_routes(p, cJSON_GetObjectItemCaseSensitive(obj, "routes")) != 0)
 		why = "routes must be 1-64 strings \"METHOD /path\"";
+	else if (!docs_valid(cJSON_GetObjectItemCaseSensitive(obj, "docs")))
+		why = "docs must be an https:// address";
 	if (why != NULL) {
 		snprintf(err, errlen, "provider \"%.31s\": %s", obj->string, why);
 		return -1;
@@ -300,21 +316,36 @@ providers_find(const struct providers *p, const char *name, size_t n)
 	return NULL;
 }
 
-/* Does path match pattern, where a "*" segment matches one non-empty segment? */
-static int
-path_match(const char *pat, const char *path, size_t plen)
+/*
+ * A "*" pattern segment at pat against the path segment path[0..seg): "*"
+ * alone matches any non-empty segment, "*<suffix>" one that ends in suffix
+ * after at least one other byte (Gemini's "{*}:generateContent"). Returns the
+ * pattern past the segment, or NULL if it does not match.
+ */
+static const char *
+segment_match(const char *pat, const char *path, size_t seg)
 {
-	const char *end = path + plen;
+	const char *pend = strchr(pat, '/');
+	size_t slen = (pend != NULL ? (size_t)(pend - pat) : strlen(pat)) - 1;
+
+	if (seg <= slen || memcmp(path + seg - slen, pat + 1, slen) != 0)
+		return NULL;
+	return pat + 1 + slen;
+}
+
+int
+provider_path_match(const char *pat, const char *path, size_t plen)
+{
+	const char *end = path + plen, *start = pat;
 
 	while (*pat != '\0' && path < end) {
-		if (pat[0] == '*' && (pat[1] == '/' || pat[1] == '\0')) {
+		if (pat[0] == '*' && pat > start && pat[-1] == '/') {
 			const char *slash = memchr(path, '/', (size_t)(end - path));
 			const char *seg_end = slash != NULL ? slash : end;
 
-			if (seg_end == path)
+			if ((pat = segment_match(pat, path, (size_t)(seg_end - path))) == NULL)
 				return 0;
 			path = seg_end;
-			pat++;
 			continue;
 		}
 		if (*pat != *path)
@@ -333,7 +364,7 @@ provider_route_allowed(const struct provider *pv, const char *method, size_t mle
 		const struct prov_route *r = &pv->routes[i];
 
 		if (strlen(r->method) == mlen && memcmp(r->method, method, mlen) == 0 &&
-		    path_match(r->path, path, plen))
+		    provider_path_match(r->path, path, plen))
 			return 1;
 	}
 	return 0;

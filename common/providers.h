@@ -11,10 +11,11 @@
  *       "auth": {"header": "Authorization", "prefix": "Bearer "},   or {"query": "key"}
  *       "headers": {"anthropic-version": "2023-06-01"},            fixed headers, optional
  *       "stream": true,                                            SSE responses possible
- *       "routes": ["POST /v1/chat/completions", "GET /v1/models/{*}"]}}}
+ *       "routes": ["POST /v1/chat/completions", "GET /v1/models/{*}"],
+ *       "docs": "https://platform.openai.com/docs/api-reference"}}}  checked against
  *
  * A route is "METHOD /path"; a path segment "*" (written {*} above, inside this
- * comment) matches exactly one segment.
+ * comment) matches exactly one segment, "*<suffix>" one that ends in suffix.
  */
 #ifndef CN2_PROVIDERS_H
 #define CN2_PROVIDERS_H
@@ -59,6 +60,15 @@ int providers_parse(const char *json, size_t len, struct providers *out, char *e
 void providers_free(struct providers *p);
 
 const struct provider *providers_find(const struct providers *p, const char *name, size_t n);
+
+/*
+ * 1 if path (no query, plen bytes) matches the pattern of a route: equal,
+ * except that a pattern segment "*" matches exactly one non-empty segment,
+ * and a segment "*<suffix>" one that ends in suffix after at least one byte
+ * (Gemini's "/v1beta/models/{*}:generateContent").
+ * The router uses it for the routes a seller allows a listing.
+ */
+int provider_path_match(const char *pattern, const char *path, size_t plen);
 
 /* 1 if method + path (no query) is one of the provider's routes. */
 int provider_route_allowed(const struct provider *pv, const char *method, size_t mlen,

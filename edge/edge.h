@@ -28,6 +28,19 @@ struct edge_cfg {
 	int64_t idle_timeout_ms;   /* keep-alive wait for the next request, and body stalls */
 	char domain[128];	   /* "localhost": providers at <name>.<domain>, the API at <domain> */
 	char providers[256];	   /* the provider catalogue */
+	char trusted_proxies[1024]; /* addresses and CIDRs whose CF-IPCountry is believed */
+	int64_t max_attempts;	   /* keys one paid request may try (failover included) */
+};
+
+/* region.c: the proxies whose CF-IPCountry header is trusted. */
+#define EDGE_PROXIES_MAX 64
+struct edge_net {
+	uint8_t addr[16]; /* IPv4 as ::ffff:a.b.c.d */
+	int bits;	  /* prefix length over the 128 bits */
+};
+struct edge_proxies {
+	struct edge_net net[EDGE_PROXIES_MAX];
+	size_t n;
 };
 
 struct hconn;
@@ -47,6 +60,7 @@ struct edge {
 	const struct edge_cfg *cfg;
 	struct tls_config *tls;
 	struct providers catalogue;
+	struct edge_proxies proxies;
 	uv_tcp_t http, https;
 	int http_on, https_on;
 	int stopping;
@@ -80,9 +94,22 @@ int hconn_stream_data(struct hconn *c, const void *data, size_t len);
 void hconn_stream_end(struct hconn *c, int clean);
 size_t hconn_queued(struct hconn *c); /* bytes queued for the client, not yet written */
 int hconn_minor(struct hconn *c);      /* HTTP/1.<minor> of the request */
+/* The client's address (the TCP peer). 0, or -1. Never logged or stored (DESIGN.md §5). */
+int hconn_peer(struct hconn *c, struct sockaddr_storage *ss);
 
 /* route.c: called once per complete request. */
 void edge_route(struct edge *e, struct hconn *c);
+
+/*
+ * region.c: "10.0.0.0/8, 2001:db8::1" into proxies (empty: none). 0, or -1
+ * with a reason in err.
+ */
+int region_proxies_parse(const char *spec, struct edge_proxies *out, char *err, size_t errlen);
+int region_trusted(const struct edge_proxies *p, const struct sockaddr_storage *ss);
+/* Is a two-letter country code (any case) an EU member state? */
+int region_country_eu(const char *cc, size_t n);
+/* The routing region of the request c serves: "eu" (CF-IPCountry, from a trusted proxy), or "". */
+const char *region_of_request(struct edge *e, struct hconn *c);
 
 /* health.c: GET /healthz. */
 void edge_health(struct edge *e, struct hconn *c);

@@ -46,6 +46,10 @@ static const struct cfg_key keys[] = {
 	"providers at <name>.<domain>, the platform API at <domain> and api.<domain>"},
     {"providers", CFG_PATH, offsetof(struct edge_cfg, providers), SZ(providers), 1, 255,
 	"/etc/cn2/providers.json", "the provider catalogue"},
+    {"trusted_proxies", CFG_STR, offsetof(struct edge_cfg, trusted_proxies), SZ(trusted_proxies),
+	0, 1023, "", "comma-separated addresses or CIDRs whose CF-IPCountry is believed"},
+    {"max_attempts", CFG_INT, offsetof(struct edge_cfg, max_attempts), 0, 1, 16, "3",
+	"keys one paid request may try, failovers included"},
     CFG_END,
 };
 
@@ -58,7 +62,8 @@ start(struct daemon *d, char *err, size_t errlen)
 	edge.d = d;
 	edge.cfg = &cfg;
 	d->priv = &edge;
-	if (providers_load(cfg.providers, &edge.catalogue, err, errlen) != 0)
+	if (providers_load(cfg.providers, &edge.catalogue, err, errlen) != 0 ||
+	    region_proxies_parse(cfg.trusted_proxies, &edge.proxies, err, errlen) != 0)
 		return -1;
 	return edge_server_start(&edge, err, errlen);
 }

@@ -9,6 +9,23 @@
  * 2xx (before the buyer sees the head, so the receipt goes with it) and to
  * release in every other case, including a buyer who goes away.
  *
+ * Failover: when the upstream fails before the buyer has seen anything —
+ * no response head (FWD_END started=0), or a head that blames the key
+ * (401, 402, 403, 429, 500, 502, 503, 504) — the edge asks the router again
+ * with the same ticket, naming the keys already tried in ASSIGN's exclude,
+ * up to max_attempts keys (the router also caps grants per payment). A
+ * failed head is held meanwhile (the vault pauses without ACKs): if another
+ * key is granted, that stream is cancelled and the request goes to the new
+ * key, so the buyer sees only the latency; if none is, the held answer goes
+ * to the buyer as it is (not captured), except a refusal of the seller's key
+ * (401, 402, 403), which the buyer never sees: that is a 502
+ * upstream-failed, and the credential may be presented again.
+ *
+ * Routing inputs: X-CN2-Pool (pool), X-CN2-Session (conversation affinity,
+ * passed to the router in ASSIGN) and the region (region.c: CF-IPCountry,
+ * from a trusted proxy only). The region of the key that served goes to
+ * payments in SETTLE, for the receipt.
+ *
  * Security stance: the buyer's credential travels only to payments; the
  * buyer's Authorization and Payment-Authorization never reach the vault; the
  * upstream's own authentication headers and cookies never reach the buyer.
@@ -23,6 +40,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <mbedtls/md.h>
+
 #include "common/log.h"
 
 #define QUOTE_TIMEOUT_MS 5000
@@ -31,12 +50,25 @@
 
 enum pstate { P_QUOTE, P_CHALLENGE, P_VERIFY, P_ASSIGN, P_FORWARD, P_DONE };
 
+struct pjob;
+
+/*
+ * One FORWARD and its stream. A job has at most one live one; one it gave
+ * up for another key (failover) is dead: what it still sends is dropped
+ * until its final message frees it.
+ */
+struct pfwd {
+	struct pjob *j;
+	uint64_t id;
+	int dead;
+};
+
 struct pjob {
 	struct hjob base; /* first: the server sees only this */
 	struct edge *e;
 	enum pstate state;
 	int open;	   /* IPC requests open: the job lives until they end */
-	uint64_t fwd_id;   /* the FORWARD request, while its stream is open */
+	struct pfwd *fwd;  /* the live FORWARD, while its stream is open */
 	struct ipc_verify cred; /* the route, realm, accept and credential */
 	char credential[16384];
 	int reserved;	   /* payments reserved a payment: it must be settled */
@@ -52,9 +84,17 @@ struct pjob {
 	char *held;	   /* data that arrived before the head could be sent */
 	size_t held_len;
 	size_t unacked;	   /* bytes written to the buyer and not yet acknowledged */
+	struct ipc_verify_idem idem; /* Idempotency-Key and body hash, when the key was sent */
+	uint8_t idem_hash[32];
+	char session[IPC_SESSION_MAX + 1]; /* X-CN2-Session, or "" */
+	char tried[256];   /* keys that failed this request, comma-separated (ASSIGN's exclude) */
+	int attempts;	   /* ASSIGNs sent */
+	int reassigning;   /* a failed head is held while the router looks for another key */
+	char fail_detail[160]; /* how the last key failed */
 };
 
 static void pjob_settle(struct pjob *j, int capture);
+static void pjob_assign(struct pjob *j);
 
 /* Life cycle: free when nothing is open and the buyer is answered or gone. */
 
@@ -145,12 +185,38 @@ pjob_write_head(struct pjob *j, const char *receipt)
 	j->held_len = 0;
 }
 
+/*
+ * A Server-Sent Events response cut after its head ends with an explicit
+ * error event, so an SSE client learns why instead of seeing a quiet end.
+ * The leading blank lines end whatever event the cut left half-written (a
+ * blank line at an event boundary dispatches nothing). The body still ends
+ * without its last chunk: never a clean end.
+ */
+static void
+pjob_sse_error(struct pjob *j, struct hconn *c)
+{
+	static const char event[] =
+	    "\n\nevent: error\n"
+	    "data: {\"type\":\"https://cn2.ai/problems/upstream-cut\","
+	    "\"detail\":\"the upstream stream was cut before its end\"}\n\n";
+	const char *ct = j->headers != NULL ? strcasestr(j->headers, "content-type:") : NULL;
+
+	if (ct == NULL || (ct != j->headers && ct[-1] != '\n'))
+		return;
+	ct += strlen("content-type:");
+	ct += strspn(ct, " \t");
+	if (strncasecmp(ct, "text/event-stream", 17) == 0)
+		hconn_stream_data(c, event, sizeof(event) - 1);
+}
+
 static void
 pjob_finish_stream(struct pjob *j)
 {
 	int ok = j->fwd_ok;
 	struct hconn *c = pjob_release_conn(j);
 
+	if (c != NULL && !ok)
+		pjob_sse_error(j, c);
 	if (c != NULL)
 		hconn_stream_end(c, ok);
 }
@@ -190,6 +256,7 @@ pjob_settle(struct pjob *j, int capture)
 		s.seller_price = j->grant.seller_price;
 		s.award_mac.p = j->award_mac;
 		s.award_mac.len = IPC_MAC_LEN;
+		memcpy(s.region, j->grant.region, sizeof(s.region));
 	}
 	j->settled = 1;
 	if (pjob_request(j, ROLE_PAYMENTS, IPC_SETTLE, &s, PAY_TIMEOUT_MS, pjob_on_settled) != 0) {
@@ -248,11 +315,11 @@ pjob_ack(struct pjob *j)
 {
 	struct ipc_fwd_ack a;
 
-	if (j->unacked == 0 || j->fwd_id == 0)
+	if (j->unacked == 0 || j->fwd == NULL)
 		return;
 	a.bytes = (uint32_t)j->unacked;
 	j->unacked = 0;
-	ipc_send_inflight(j->e->d->ipc, j->fwd_id, IPC_FWD_ACK, &a);
+	ipc_send_inflight(j->e->d->ipc, j->fwd->id, IPC_FWD_ACK, &a);
 }
 
 /* The buyer's socket took what was queued: let the vault send more. */
@@ -262,6 +329,90 @@ pjob_drain(struct hjob *base)
 	pjob_ack((struct pjob *)base);
 }
 
+/* Failover. */
+
+/* Upstream answers that blame the key, not the request: another key may do better. */
+static int
+failover_status(uint16_t status)
+{
+	return status == 401 || status == 402 || status == 403 || status == 429 ||
+	    status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+/* A refusal of the seller's key: the buyer, who has no part in it, never sees it. */
+static int
+refusal_status(uint16_t status)
+{
+	return status == 401 || status == 402 || status == 403;
+}
+
+/* May this request try another key? The buyer is there, attempts are left, the list has room. */
+static int
+pjob_can_retry(const struct pjob *j)
+{
+	return j->base.conn != NULL && j->attempts < j->e->cfg->max_attempts &&
+	    strlen(j->tried) + strlen(j->grant.key_id) + 2 <= sizeof(j->tried);
+}
+
+/* Ask the router for another key, leaving out every key tried so far. */
+static void
+pjob_retry(struct pjob *j)
+{
+	size_t n = strlen(j->tried);
+
+	snprintf(j->tried + n, sizeof(j->tried) - n, "%s%s", n > 0 ? "," : "", j->grant.key_id);
+	log_info("payment %s: key %s failed (%s); trying another", j->ticket.payment_id,
+	    j->grant.key_id, j->fail_detail);
+	pjob_assign(j);
+}
+
+/* Give up the held answer of a failed key: its stream is cancelled, its bytes dropped. */
+static void
+pjob_abandon(struct pjob *j)
+{
+	if (!j->reassigning)
+		return;
+	j->reassigning = 0;
+	if (j->fwd != NULL) {
+		ipc_send_inflight(j->e->d->ipc, j->fwd->id, IPC_FWD_CANCEL, NULL);
+		j->fwd->dead = 1;
+		j->fwd = NULL;
+	}
+	free(j->headers);
+	free(j->held);
+	j->headers = j->held = NULL;
+	j->held_len = 0;
+	j->status = 0;
+	j->fwd_ended = j->fwd_ok = 0;
+}
+
+static void
+pjob_upstream_failed(struct pjob *j)
+{
+	char detail[400];
+
+	snprintf(detail, sizeof(detail),
+	    "%s%s; your payment was not captured and the same credential may be presented again",
+	    j->fail_detail, j->attempts > 1 ? ", and no other key could take the request" : "");
+	pjob_problem(j, 502, "upstream-failed", detail);
+}
+
+/* The router has no other key: the held answer goes out as it is, unless it is a refusal. */
+static void
+pjob_failover_failed(struct pjob *j)
+{
+	if (j->reassigning && !refusal_status(j->status)) {
+		j->reassigning = 0;
+		j->state = P_FORWARD;
+		pjob_settle(j, 0); /* the head follows SETTLED (pjob_on_settled) */
+		return;
+	}
+	pjob_abandon(j);
+	pjob_upstream_failed(j);
+}
+
+/* The upstream response, continued. */
+
 static void
 pjob_on_head(struct pjob *j, const struct ipc_fwd_head *h)
 {
@@ -270,6 +421,13 @@ pjob_on_head(struct pjob *j, const struct ipc_fwd_head *h)
 		return;
 	}
 	j->status = h->status;
+	if (failover_status(h->status) && pjob_can_retry(j)) {
+		j->reassigning = 1;
+		snprintf(j->fail_detail, sizeof(j->fail_detail), "the upstream answered %u",
+		    (unsigned)h->status);
+		pjob_retry(j);
+		return;
+	}
 	/* A buyer who went away is never charged. */
 	pjob_settle(j, h->status >= 200 && h->status < 300 && j->base.conn != NULL);
 }
@@ -302,49 +460,64 @@ pjob_on_end(struct pjob *j, const struct ipc_fwd_end *e)
 {
 	j->fwd_ended = 1;
 	j->fwd_ok = e->ok;
-	j->fwd_id = 0;
+	if (j->reassigning)
+		return; /* the held answer waits for the router's word */
 	if (!e->started) {
-		/* Nothing reached the buyer: release, and say so. (Failover comes with issue 5.) */
-		char detail[256];
-
-		snprintf(detail, sizeof(detail),
-		    "the upstream did not answer (%s); your payment was not captured and the same "
-		    "credential may be presented again",
+		/* Nothing reached the buyer: another key, or release and say so. */
+		snprintf(j->fail_detail, sizeof(j->fail_detail), "the upstream did not answer (%s)",
 		    e->detail);
+		if (pjob_can_retry(j)) {
+			pjob_retry(j);
+			return;
+		}
 		pjob_settle(j, 0);
-		pjob_problem(j, 502, "upstream-failed", detail);
+		pjob_upstream_failed(j);
 		return;
 	}
 	if (j->head_sent)
 		pjob_finish_stream(j);
 }
 
+/* The vault could not serve the FORWARD (PROBLEM, ERROR, or no answer). */
+static void
+pjob_on_forward_failed(struct pjob *j, int status, uint16_t type, const union ipc_any *msg)
+{
+	pjob_abandon(j);
+	if (status == 0 && type == IPC_PROBLEM)
+		pjob_problem(j, msg->problem.status, msg->problem.name, msg->problem.detail);
+	else if (!j->head_sent)
+		pjob_unavailable(j, "the vault");
+	else
+		pjob_finish_stream(j);
+	if (!j->settled)
+		pjob_settle(j, 0);
+}
+
 static void
 pjob_on_forward(void *arg, int status, uint16_t type, const union ipc_any *msg)
 {
-	struct pjob *j = arg;
+	struct pfwd *f = arg;
+	struct pjob *j = f->j;
+	int final = status != 0 || type == IPC_PROBLEM || type == IPC_ERROR || type == IPC_FWD_END;
 
-	if (status != 0 || type == IPC_PROBLEM || type == IPC_ERROR) {
+	if (final) {
 		j->open--;
-		j->fwd_id = 0;
-		if (type == IPC_PROBLEM)
-			pjob_problem(j, msg->problem.status, msg->problem.name, msg->problem.detail);
-		else if (!j->head_sent)
-			pjob_unavailable(j, "the vault");
-		else
-			pjob_finish_stream(j);
-		if (!j->settled)
-			pjob_settle(j, 0);
-		pjob_maybe_free(j);
-		return;
+		if (j->fwd == f)
+			j->fwd = NULL;
 	}
-	if (type == IPC_FWD_HEAD)
+	if (f->dead) {
+		/* A stream given up for another key: nothing of it reaches the buyer. */
+	} else if (status != 0 || type == IPC_PROBLEM || type == IPC_ERROR) {
+		pjob_on_forward_failed(j, status, type, msg);
+	} else if (type == IPC_FWD_HEAD) {
 		pjob_on_head(j, &msg->fwd_head);
-	else if (type == IPC_FWD_DATA)
+	} else if (type == IPC_FWD_DATA) {
 		pjob_on_data(j, &msg->fwd_data);
-	else if (type == IPC_FWD_END) {
-		j->open--;
+	} else if (type == IPC_FWD_END) {
 		pjob_on_end(j, &msg->fwd_end);
+	}
+	if (final) {
+		free(f);
 		pjob_maybe_free(j);
 	}
 }
@@ -403,12 +576,20 @@ pjob_forward(struct pjob *j)
 	struct hconn *c = j->base.conn;
 	const struct http_request *req = hconn_request(c);
 	struct ipc_forward *f = calloc(1, sizeof(*f));
+	struct pfwd *pf = calloc(1, sizeof(*pf));
 	static char hdrs[65536];
 	size_t hlen = 0, blen;
 	uint64_t id;
 
-	if (f == NULL || build_request_headers(req, hdrs, sizeof(hdrs), &hlen) != 0) {
+	if (f == NULL || pf == NULL) {
 		free(f);
+		free(pf);
+		pjob_problem(j, 503, "service-unavailable", "out of memory");
+		return;
+	}
+	if (build_request_headers(req, hdrs, sizeof(hdrs), &hlen) != 0) {
+		free(f);
+		free(pf);
 		pjob_problem(j, 431, "headers-too-large", "the request headers are too large");
 		return;
 	}
@@ -419,15 +600,18 @@ pjob_forward(struct pjob *j)
 	f->body.p = (const uint8_t *)hconn_body(c, &blen);
 	f->body.len = (uint32_t)blen;
 	j->state = P_FORWARD;
+	pf->j = j;
 	id = ipc_request(j->e->d->ipc, ROLE_VAULT, IPC_FORWARD, f, FORWARD_IDLE_MS,
-	    pjob_on_forward, j);
+	    pjob_on_forward, pf);
 	free(f);
 	if (id == 0) {
+		free(pf);
 		pjob_unavailable(j, "the vault");
 		return;
 	}
 	j->open++;
-	j->fwd_id = id;
+	pf->id = id;
+	j->fwd = pf;
 }
 
 /* ASSIGN: the router picks a key and grants its use once. */
@@ -440,6 +624,7 @@ pjob_on_grant(void *arg, int status, uint16_t type, const union ipc_any *msg)
 	j->open--;
 	if (status == 0 && type == IPC_GRANT && msg->grant.mac.len == IPC_MAC_LEN &&
 	    msg->grant.award_mac.len == IPC_MAC_LEN) {
+		pjob_abandon(j); /* the held answer of the key this one replaces */
 		j->grant = msg->grant;
 		memcpy(j->grant_mac, msg->grant.mac.p, IPC_MAC_LEN);
 		memcpy(j->award_mac, msg->grant.award_mac.p, IPC_MAC_LEN);
@@ -447,6 +632,8 @@ pjob_on_grant(void *arg, int status, uint16_t type, const union ipc_any *msg)
 		j->grant.award_mac.p = j->award_mac;
 		if (j->base.conn != NULL)
 			pjob_forward(j);
+	} else if (j->attempts > 1) {
+		pjob_failover_failed(j);
 	} else if (status == 0 && type == IPC_PROBLEM) {
 		char detail[400];
 
@@ -466,18 +653,24 @@ pjob_assign(struct pjob *j)
 
 	memset(&a, 0, sizeof(a));
 	a.ticket = j->ticket;
+	memcpy(a.exclude, j->tried, sizeof(a.exclude));
+	memcpy(a.session, j->session, sizeof(a.session));
+	j->attempts++;
 	j->state = P_ASSIGN;
-	if (pjob_request(j, ROLE_ROUTER, IPC_ASSIGN, &a, QUOTE_TIMEOUT_MS, pjob_on_grant) != 0)
+	if (pjob_request(j, ROLE_ROUTER, IPC_ASSIGN, &a, QUOTE_TIMEOUT_MS, pjob_on_grant) != 0) {
+		pjob_abandon(j);
 		pjob_unavailable(j, "the router");
+	}
 }
 
 /* CHALLENGE and VERIFY: payments answers with a 402 (or 400/409) or a ticket. */
 
 static void
-pjob_pay_required(struct pjob *j, const struct ipc_pay_required *p)
+pjob_pay_answer(struct pjob *j, uint16_t status, const struct ipc_bytes *www,
+    const struct ipc_bytes *body, uint32_t retry_after)
 {
-	size_t n = p->www_auth.len * 2 + 256, off = 0;
-	const char *s = (const char *)p->www_auth.p, *end = s + p->www_auth.len;
+	size_t n = www->len * 2 + 256, off = 0;
+	const char *s = (const char *)www->p, *end = s + www->len;
 	struct hconn *c = pjob_release_conn(j);
 	char *extra = malloc(n);
 
@@ -495,9 +688,24 @@ pjob_pay_required(struct pjob *j, const struct ipc_pay_required *p)
 			    (int)len, s);
 		s += len + (nl != NULL);
 	}
+	if (retry_after > 0)
+		off += (size_t)snprintf(extra + off, n - off, "Retry-After: %u\r\n", retry_after);
 	snprintf(extra + off, n - off, "Cache-Control: no-store\r\n");
-	hconn_respond(c, p->status, "application/problem+json", extra, p->body.p, p->body.len);
+	hconn_respond(c, status, "application/problem+json", extra, body->p, body->len);
 	free(extra);
+}
+
+static void
+pjob_pay_required(struct pjob *j, const struct ipc_pay_required *p)
+{
+	pjob_pay_answer(j, p->status, &p->www_auth, &p->body, 0);
+}
+
+/* payments' answer with a Retry-After (a 503 or 409 worth retrying later). */
+static void
+pjob_pay_problem(struct pjob *j, const struct ipc_pay_problem *p)
+{
+	pjob_pay_answer(j, p->status, &p->www_auth, &p->body, p->retry_after);
 }
 
 static void
@@ -515,12 +723,26 @@ pjob_on_ticket(void *arg, int status, uint16_t type, const union ipc_any *msg)
 			pjob_assign(j);
 	} else if (status == 0 && type == IPC_PAY_REQUIRED) {
 		pjob_pay_required(j, &msg->pay_required);
+	} else if (status == 0 && type == IPC_PAY_PROBLEM) {
+		pjob_pay_problem(j, &msg->pay_problem);
 	} else if (status == 0 && type == IPC_PROBLEM) {
 		pjob_problem(j, msg->problem.status, msg->problem.name, msg->problem.detail);
 	} else {
 		pjob_unavailable(j, "the payments service");
 	}
 	pjob_maybe_free(j);
+}
+
+/* VERIFY, or VERIFY_IDEM when the buyer sent an Idempotency-Key. */
+static int
+pjob_verify(struct pjob *j)
+{
+	if (j->idem.idem_key[0] == '\0')
+		return pjob_request(j, ROLE_PAYMENTS, IPC_VERIFY, &j->cred, PAY_TIMEOUT_MS,
+		    pjob_on_ticket);
+	j->idem.verify = j->cred;
+	return pjob_request(j, ROLE_PAYMENTS, IPC_VERIFY_IDEM, &j->idem, PAY_TIMEOUT_MS,
+	    pjob_on_ticket);
 }
 
 static void
@@ -541,8 +763,7 @@ pjob_pay(struct pjob *j)
 		    pjob_on_ticket);
 	} else {
 		j->state = P_VERIFY;
-		rc = pjob_request(j, ROLE_PAYMENTS, IPC_VERIFY, &j->cred, PAY_TIMEOUT_MS,
-		    pjob_on_ticket);
+		rc = pjob_verify(j);
 	}
 	if (rc != 0)
 		pjob_unavailable(j, "the payments service");
@@ -573,8 +794,8 @@ pjob_cancel(struct hjob *base)
 {
 	struct pjob *j = (struct pjob *)base;
 
-	if (j->fwd_id != 0)
-		ipc_send_inflight(j->e->d->ipc, j->fwd_id, IPC_FWD_CANCEL, NULL);
+	if (j->fwd != NULL)
+		ipc_send_inflight(j->e->d->ipc, j->fwd->id, IPC_FWD_CANCEL, NULL);
 	pjob_maybe_free(j);
 }
 
@@ -633,6 +854,23 @@ parse_pool(const struct http_request *req, uint8_t *pool)
 	return -1;
 }
 
+/* X-CN2-Session: absent, or 1..64 of [A-Za-z0-9._:-] (a conversation id the buyer chose). */
+static int
+parse_session(const struct http_request *req, char *out, size_t cap)
+{
+	const struct http_header *h = http_header_get(req, "X-CN2-Session");
+
+	if (h == NULL)
+		return 0;
+	if (h->value_len == 0 || h->value_len >= cap ||
+	    strspn(h->value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") <
+		h->value_len)
+		return -1;
+	memcpy(out, h->value, h->value_len);
+	out[h->value_len] = '\0';
+	return 0;
+}
+
 /* Fill the route and realm; -1 with a problem sent if the request cannot be sold. */
 static int
 pjob_describe(struct pjob *j, struct hconn *c, const struct provider *pv, const char *host,
@@ -658,6 +896,11 @@ pjob_describe(struct pjob *j, struct hconn *c, const struct provider *pv, const 
 		hconn_problem(c, 400, "invalid-pool", "X-CN2-Pool must be \"standard\" or \"premium\"");
 		return -1;
 	}
+	if (parse_session(req, j->session, sizeof(j->session)) != 0) {
+		hconn_problem(c, 400, "invalid-session",
+		    "X-CN2-Session must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', ':' and '-'");
+		return -1;
+	}
 	if (accept != NULL && accept->value_len >= sizeof(j->cred.accept)) {
 		hconn_problem(c, 400, "bad-request", "Accept-Payment is too long");
 		return -1;
@@ -668,6 +911,46 @@ pjob_describe(struct pjob *j, struct hconn *c, const struct provider *pv, const 
 	memcpy(r->method, req->method, req->method_len);
 	memcpy(r->path, req->target, plen);
 	memcpy(j->cred.realm, host, hostlen);
+	snprintf(r->region, sizeof(r->region), "%s", region_of_request(j->e, c));
+	return 0;
+}
+
+/*
+ * Idempotency-Key (a bare token or a structured-field string): kept with a
+ * SHA-256 of the body, so payments can tell a retry from another request
+ * without ever seeing the body. -1 with a problem sent if it is unusable.
+ */
+static int
+pjob_idempotency(struct pjob *j, struct hconn *c)
+{
+	const struct http_header *h = http_header_get(hconn_request(c), "Idempotency-Key");
+	const char *v = h != NULL ? h->value : NULL;
+	size_t n = h != NULL ? h->value_len : 0, blen;
+	const void *body;
+
+	if (h == NULL)
+		return 0;
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x21 || v[i] > 0x7e || v[i] == '"' || v[i] == '\\')
+			n = 0;
+	if (n == 0 || n > IPC_IDEM_KEY_MAX) {
+		hconn_problem(c, 400, "bad-request",
+		    "Idempotency-Key must be 1 to 255 visible ASCII characters");
+		return -1;
+	}
+	memcpy(j->idem.idem_key, v, n);
+	body = hconn_body(c, &blen);
+	if (mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), body, blen,
+		j->idem_hash) != 0) {
+		hconn_problem(c, 503, "service-unavailable", "cannot hash the request");
+		return -1;
+	}
+	j->idem.body_hash.p = j->idem_hash;
+	j->idem.body_hash.len = 32;
 	return 0;
 }
 
@@ -690,7 +973,7 @@ edge_proxy(struct edge *e, struct hconn *c, const struct provider *pv, const cha
 	j->e = e;
 	j->base.cancel = pjob_cancel;
 	j->base.drain = pjob_drain;
-	if (pjob_describe(j, c, pv, host, hostlen) != 0) {
+	if (pjob_describe(j, c, pv, host, hostlen) != 0 || pjob_idempotency(j, c) != 0) {
 		free(j);
 		return;
 	}

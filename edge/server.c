@@ -370,6 +370,14 @@ hconn_minor(struct hconn *c)
 	return c->req.minor;
 }
 
+int
+hconn_peer(struct hconn *c, struct sockaddr_storage *ss)
+{
+	int len = (int)sizeof(*ss);
+
+	return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)ss, &len) == 0 ? 0 : -1;
+}
+
 const struct http_request *
 hconn_request(struct hconn *c)
 {

@@ -1,8 +1,9 @@
 /*
  * balances.c — `cn2-ledger balances [-f config]`: the trial balance.
  *
- * Prints every account with its balance (the sum of its entries, in µUSD and
- * in dollars) and the total, which double entry makes zero. Exit status 0
+ * Prints every account with its balance (its opening balance, if the
+ * retention sweep carried one forward, plus the sum of its entries; in µUSD
+ * and in dollars) and the total, which double entry makes zero. Exit status 0
  * when it is, 1 when it is not (the books were tampered with, or a bug got
  * past the schema), 2 when the configuration or database cannot be read.
  *
@@ -21,34 +22,15 @@
 
 #define TOOL "cn2-ledger balances"
 
-/*
- * The skeleton's own keys (common/daemon.c) are in every daemon's file; the
- * tool accepts them so it reads the same file, and uses none of them.
- */
-static char unused[256];
-#define SKELETON_KEY(n) {n, CFG_STR, 0, sizeof(unused), 0, sizeof(unused) - 1, "", "(daemon only)"}
-
-static const struct cfg_key skeleton_keys[] = {
-    SKELETON_KEY("runtime_dir"),
-    SKELETON_KEY("log_level"),
-    SKELETON_KEY("uid.edge"),
-    SKELETON_KEY("uid.payments"),
-    SKELETON_KEY("uid.router"),
-    SKELETON_KEY("uid.vault"),
-    SKELETON_KEY("uid.ledger"),
-    SKELETON_KEY("uid.platform"),
-    SKELETON_KEY("uid.ctl"),
-    CFG_END,
-};
-
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: cn2-ledger balances [-f config]\n"
-	    "Print the trial balance of ledger.db: every account's balance (the sum of\n"
-	    "its entries; credits positive) in µUSD and USD, and the total, which must\n"
-	    "be zero. Reads the database named by the daemon's configuration, read-only.\n\n"
+	    "Print the trial balance of ledger.db: every account's balance (its opening\n"
+	    "balance plus the sum of its entries; credits positive) in µUSD and USD, and\n"
+	    "the total, which must be zero. Reads the database named by the daemon's\n"
+	    "configuration, read-only.\n\n"
 	    "  -f file    configuration file (default /etc/cn2/ledger.conf)\n"
 	    "  -h, --help this text\n\n"
 	    "Exit status: 0 balanced, 1 the total is not zero, 2 cannot read.\n");
@@ -102,47 +84,33 @@ balances_report(sqlite3 *db, FILE *out, FILE *err)
 	return 1;
 }
 
-/* argv[0] is "balances". Returns the path of the configuration file, or NULL. */
-static const char *
-parse_args(int argc, char **argv, int *help)
+int
+balances_main(int argc, char **argv, struct tool_ctx *t)
 {
 	static const struct option longopts[] = {
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = "/etc/cn2/ledger.conf";
-	int ch;
+	char err[512];
+	sqlite3 *db;
+	int ch, rc;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
 		if (ch == 'f')
-			path = optarg;
-		else if (ch == 'h')
-			*help = 1;
-		else
-			return NULL;
+			t->config_path = optarg;
+		else {
+			usage(ch == 'h' ? stdout : stderr);
+			return ch == 'h' ? 0 : 2;
+		}
 	}
-	return optind == argc ? path : NULL;
-}
-
-int
-balances_main(int argc, char **argv, const struct cfg_key *keys, struct ledger_cfg *cfg)
-{
-	const struct cfg_section secs[] = {{skeleton_keys, unused}, {keys, cfg}};
-	const char *path;
-	char err[512];
-	sqlite3 *db;
-	int help = 0, rc;
-
-	if ((path = parse_args(argc, argv, &help)) == NULL || help) {
-		usage(help ? stdout : stderr);
-		return help ? 0 : 2;
-	}
-	if (cfg_load(secs, 2, path, err, sizeof(err)) != 0) {
-		fprintf(stderr, TOOL ": %s\n", err);
+	if (optind != argc) {
+		usage(stderr);
 		return 2;
 	}
-	if ((db = ledger_db_open_readonly(cfg->database, err, sizeof(err))) == NULL) {
+	if (tool_config(t, "balances") != 0)
+		return 2;
+	if ((db = ledger_db_open_readonly(t->cfg->database, err, sizeof(err))) == NULL) {
 		fprintf(stderr, TOOL ": %s\n", err);
 		return 2;
 	}

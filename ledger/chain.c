@@ -9,7 +9,9 @@
  *
  * The canonical text is one field per line, each ended by "\n", in column
  * order: seq, id, kind, pending_id ("" if none), payment_ref, debit, credit,
- * amount, legs, created. Integers are decimal. The schema allows only
+ * amount, legs, created; a linked row (schema version 3) adds link and
+ * link_len, so rows written before links existed keep their hashes.
+ * Integers are decimal. The schema allows only
  * printable ASCII without blanks in the text fields, so the lines cannot be
  * confused; the v_chain view builds the same bytes in SQL, and a unit test
  * holds the two together. So, for row N:
@@ -30,13 +32,17 @@
 int
 chain_canonical(const struct ledger_xfer *x, char *buf, size_t cap)
 {
-	int n;
+	int n, m = 0;
 
 	n = snprintf(buf, cap,
 	    "%" PRId64 "\n%s\n%s\n%s\n%s\n%s\n%s\n%" PRId64 "\n%s\n%" PRId64 "\n", x->seq, x->id,
 	    x->kind, x->pending_id, x->payment_ref, x->debit, x->credit, x->amount, x->legs,
 	    x->created);
-	return n >= 0 && (size_t)n < cap ? n : -1;
+	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	if (x->link[0] != '\0')
+		m = snprintf(buf + n, cap - (size_t)n, "%s\n%" PRId64 "\n", x->link, x->link_len);
+	return m >= 0 && (size_t)(n + m) < cap ? n + m : -1;
 }
 
 int

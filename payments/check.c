@@ -8,13 +8,17 @@
  *   2. decode "Payment <b64url JSON>"        402 malformed-credential
  *   3. method offered here                   400 method-unsupported
  *   4. HMAC id over the echoed fields        402 invalid-challenge
- *      (and the header it came in, realm, intent)
- *   5. request: currency, recipient          402 invalid-challenge
+ *      (under the challenge secret, or the previous one for challenges
+ *      issued before a rotation), the header it came in, realm, intent
+ *   5. request: the method's economics       402 invalid-challenge
+ *      (currency, recipient, details)
  *      amount >= the current price           402 payment-insufficient
  *   6. expires present and parseable         402 invalid-challenge
  *      and in the future                     402 payment-expired
  *   7. payload shape                         402 invalid-payload
- *   8. method proof                          402 verification-failed
+ *   8. method proof, where it needs no       402 verification-failed
+ *      processor (test, lightning); stripe and tempo prove after the
+ *      reservation (verify.c)
  *
  * "Method offered" comes before the HMAC: a method we do not offer cannot
  * carry a valid id of ours (or it was switched off since), and 400 tells
@@ -32,7 +36,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/money.h"
 #include "common/timefmt.h"
 
 /* Record problem p in out, and return it. */
@@ -53,28 +56,56 @@ header_matches(const struct mpp_challenge *c, int from_payment_authorization)
 	return asked == (from_payment_authorization != 0);
 }
 
+/*
+ * Step 4's id: ours under the current secret, or under the previous one for
+ * a challenge that expires no later than the rotation's window.
+ */
+static int
+id_is_ours(const struct pay_keys *k, const struct mpp_challenge *c)
+{
+	int64_t exp;
+
+	if (mpp_challenge_check_id(k->challenge.key, k->challenge.len, c) == 0)
+		return 1;
+	if (k->challenge_prev.len == 0 || c->expires == NULL ||
+	    rfc3339_parse(c->expires, strlen(c->expires), &exp) != 0 || exp > k->prev_until)
+		return 0;
+	return mpp_challenge_check_id(k->challenge_prev.key, k->challenge_prev.len, c) == 0;
+}
+
 /* Step 5: the echoed request is what this route charges now. */
 static enum pay_problem
-check_request(const struct pay_method *m, const struct mpp_challenge *c,
+check_request(const struct pay_keys *k, const struct pay_method *m, const cJSON *req,
     const struct ipc_verify *v, struct pay_verdict *out)
 {
-	cJSON *req = mpp_request_decode(c->request);
-	const char *amount = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "amount"));
-	const char *cur = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "currency"));
-	const char *to = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(req, "recipient"));
-	enum pay_problem p = PP_NONE;
-
-	if (req == NULL || amount == NULL || money_parse_units(amount, &out->paid) != 0 ||
+	if (req == NULL || m->economics(k, req, v->realm, &out->paid, &out->claim) != PP_NONE ||
 	    out->paid < 1)
-		p = refuse(out, PP_INVALID_CHALLENGE, "the challenge's request has no valid amount");
-	else if (cur == NULL || strcmp(cur, m->currency) != 0)
-		p = refuse(out, PP_INVALID_CHALLENGE, "the challenge's request is in another currency");
-	else if (to == NULL || strcmp(to, v->realm) != 0)
-		p = refuse(out, PP_INVALID_CHALLENGE, "the challenge's request pays another recipient");
-	else if (out->paid < v->amount)
-		p = refuse(out, PP_PAYMENT_INSUFFICIENT, "the amount paid is below the current price");
-	cJSON_Delete(req);
-	return p;
+		return refuse(out, PP_INVALID_CHALLENGE,
+		    "the challenge's request is not what this route charges");
+	if (out->paid < v->amount)
+		return refuse(out, PP_PAYMENT_INSUFFICIENT, "the amount paid is below the current price");
+	return PP_NONE;
+}
+
+/* Steps 6 to 8. */
+static enum pay_problem
+check_expiry_and_proof(const struct pay_keys *k, const struct pay_method *m,
+    const struct mpp_credential *cr, const cJSON *req, int64_t now, struct pay_verdict *out)
+{
+	const struct mpp_challenge *c = &cr->challenge;
+	enum pay_problem p;
+
+	if (c->expires == NULL || rfc3339_parse(c->expires, strlen(c->expires), &out->expires) != 0)
+		return refuse(out, PP_INVALID_CHALLENGE, "the challenge has no valid expiry");
+	if (out->expires <= now)
+		return refuse(out, PP_PAYMENT_EXPIRED, "the challenge has expired");
+	if (!cJSON_IsObject(cr->payload))
+		return refuse(out, PP_INVALID_PAYLOAD, "the payload is not an object");
+	if ((p = m->payload(k, cr->payload, req, c->id, &out->claim)) != PP_NONE)
+		return refuse(out, p, p == PP_INVALID_PAYLOAD ?
+			"the payload does not have the shape this method requires" :
+			"the payment proof was rejected");
+	return PP_NONE;
 }
 
 /* Steps 3 to 8 on a decoded credential: PP_NONE, or the problem with *detail. */
@@ -85,10 +116,11 @@ check_credential(const struct pay_keys *k, const struct ipc_verify *v,
 	const struct mpp_challenge *c = &cr->challenge;
 	const struct pay_method *m = pay_method_offered(k, c->method);
 	enum pay_problem p;
+	cJSON *req;
 
 	if (m == NULL)
 		return refuse(out, PP_METHOD_UNSUPPORTED, "this payment method is not offered here");
-	if (mpp_challenge_check_id(k->challenge.key, k->challenge.len, c) != 0)
+	if (!id_is_ours(k, c))
 		return refuse(out, PP_INVALID_CHALLENGE,
 		    "the challenge was not issued here, or was changed");
 	if (!header_matches(c, v->header))
@@ -98,18 +130,18 @@ check_credential(const struct pay_keys *k, const struct ipc_verify *v,
 		return refuse(out, PP_INVALID_CHALLENGE, "the challenge was issued for another realm");
 	if (strcmp(c->intent, m->intent) != 0)
 		return refuse(out, PP_INVALID_CHALLENGE, "the challenge is for another intent");
-	if ((p = check_request(m, c, v, out)) != PP_NONE)
+	snprintf(out->claim.id, sizeof(out->claim.id), "%s", c->id);
+	req = mpp_request_decode(c->request);
+	p = check_request(k, m, req, v, out);
+	if (p == PP_NONE)
+		p = check_expiry_and_proof(k, m, cr, req, now, out);
+	cJSON_Delete(req);
+	if (p != PP_NONE)
 		return p;
-	if (c->expires == NULL || rfc3339_parse(c->expires, strlen(c->expires), &out->expires) != 0)
-		return refuse(out, PP_INVALID_CHALLENGE, "the challenge has no valid expiry");
-	if (out->expires <= now)
-		return refuse(out, PP_PAYMENT_EXPIRED, "the challenge has expired");
-	if ((p = m->verify(k, cr->payload, c->id)) != PP_NONE)
-		return refuse(out, p, p == PP_INVALID_PAYLOAD ?
-			"the payload does not have the shape this method requires" :
-			"the payment proof was rejected");
 	snprintf(out->id, sizeof(out->id), "%s", c->id);
 	snprintf(out->method, sizeof(out->method), "%s", m->name);
+	if (cr->source != NULL && *cr->source != '\0')
+		pay_buyer_id(cr->source, out->buyer);
 	return PP_NONE;
 }
 

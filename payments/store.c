@@ -14,7 +14,9 @@
  * acknowledge, written in the same transaction as the state change they
  * follow, so a crash or a ledger outage can delay a posting but never lose
  * it. Every function here runs inside the caller's transaction (a dbq
- * batch) or is a plain read; each returns -1 on any SQLite error.
+ * batch) or is a plain read; each returns -1 on any SQLite error. Their
+ * statements come from db_stmt, prepared once per connection: compiling
+ * SQL on every request was most of this daemon's CPU.
  */
 #include "payments/payments.h"
 
@@ -65,6 +67,48 @@ static const char *const migrations[] = {
     " created INTEGER NOT NULL,"
     " tries INTEGER NOT NULL DEFAULT 0"
     ") STRICT;",
+    /*
+     * 3: the receipt's reference (a processor's id) on each payment; what
+     * the methods and buyers need (extras.c, buyer.c, idem.c).
+     */
+    "ALTER TABLE payments ADD COLUMN reference TEXT;"
+    "CREATE TABLE lightning_invoices ("
+    " payment_hash TEXT PRIMARY KEY NOT NULL,"
+    " challenge_id TEXT NOT NULL UNIQUE,"
+    " sats INTEGER NOT NULL CHECK (sats > 0),"
+    " amount INTEGER NOT NULL CHECK (amount > 0),"
+    " expires INTEGER NOT NULL,"
+    " created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE tx_hashes ("
+    " hash TEXT PRIMARY KEY NOT NULL,"
+    " payment_id TEXT NOT NULL,"
+    " created INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TRIGGER tx_hashes_never_deleted BEFORE DELETE ON tx_hashes"
+    " BEGIN SELECT RAISE(ABORT, 'a transaction hash is used once, ever'); END;"
+    "CREATE TABLE buyer_spend ("
+    " buyer TEXT NOT NULL,"
+    " day INTEGER NOT NULL,"
+    " amount INTEGER NOT NULL CHECK (amount >= 0),"
+    " PRIMARY KEY (buyer, day)"
+    ") STRICT;"
+    "CREATE TABLE payment_buyers ("
+    " payment_id TEXT PRIMARY KEY NOT NULL,"
+    " buyer TEXT NOT NULL,"
+    " day INTEGER NOT NULL,"
+    " amount INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TABLE idempotency ("
+    " idem_key TEXT NOT NULL,"
+    " payment_id TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
+    " expires INTEGER NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " PRIMARY KEY (idem_key, payment_id)"
+    ") STRICT;",
+    /* 4: the region of the key that served a captured payment (the router's), for its receipt. */
+    "ALTER TABLE payments ADD COLUMN region TEXT NOT NULL DEFAULT '';",
 };
 
 /* The outbox gives up on a posting the ledger refused this many times (an operator must look). */
@@ -77,15 +121,14 @@ pay_store_open(const char *path, char *err, size_t errlen)
 	    err, errlen);
 }
 
-/* Step a statement that returns no row, then finalize it. 0 or -1. */
-static int
-step_done(sqlite3 *db, sqlite3_stmt *st)
+int
+pay_db_step(sqlite3 *db, sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 
 	if (rc != SQLITE_DONE)
 		log_warnx("%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -110,15 +153,14 @@ pay_xfer_id(const char *id, int64_t attempt, char out[72])
 		(size_t)n, h) != 0)
 		fatalx("cannot derive a transfer id");
 	memcpy(out, "pay_", 4);
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 4 + 2 * i, 3, "%02x", h[i]);
+	pay_hex(h, 16, out + 4);
 }
 
 /* The state and attempt of payment id: 1 found, 0 absent, -1 error. */
 static int
 state_of(sqlite3 *db, const char *id, enum pay_state *state, int64_t *attempt)
 {
-	sqlite3_stmt *st = db_prepare(db, "SELECT state, attempt FROM payments WHERE id = ?");
+	sqlite3_stmt *st = db_stmt(db, "SELECT state, attempt FROM payments WHERE id = ?");
 	const unsigned char *t;
 	int rc;
 
@@ -133,14 +175,14 @@ state_of(sqlite3 *db, const char *id, enum pay_state *state, int64_t *attempt)
 	} else if (rc != SQLITE_DONE) {
 		log_warnx("%s", sqlite3_errmsg(db));
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 static int
 reserve_new(sqlite3 *db, const struct pay_reservation *r, int64_t now, const char *xfer_id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "INSERT INTO payments (id, method, amount, state, realm, provider, created, updated,"
 	    " expires, attempt, xfer_id) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?, 1, ?)");
 
@@ -153,13 +195,13 @@ reserve_new(sqlite3 *db, const struct pay_reservation *r, int64_t now, const cha
 	sqlite3_bind_int64(st, 7, now);
 	sqlite3_bind_int64(st, 8, r->expires);
 	sqlite3_bind_text(st, 9, xfer_id, -1, SQLITE_STATIC);
-	return step_done(db, st);
+	return pay_db_step(db, st);
 }
 
 static int
 reserve_again(sqlite3 *db, const char *id, int64_t attempt, int64_t now, const char *xfer_id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE payments SET state = 'reserved', attempt = ?, xfer_id = ?, updated = ?"
 	    " WHERE id = ? AND state = 'released'");
 
@@ -167,7 +209,7 @@ reserve_again(sqlite3 *db, const char *id, int64_t attempt, int64_t now, const c
 	sqlite3_bind_text(st, 2, xfer_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
 	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-	if (step_done(db, st) != 0)
+	if (pay_db_step(db, st) != 0)
 		return -1;
 	return sqlite3_changes(db) == 1 ? 0 : -1;
 }
@@ -200,9 +242,9 @@ pay_store_reserve(sqlite3 *db, const struct pay_reservation *r, int64_t now,
 int
 pay_store_get(sqlite3 *db, const char *id, struct pay_row *row)
 {
-	sqlite3_stmt *st = db_prepare(db,
-	    "SELECT state, method, amount, xfer_id, key_id, seller_id, seller_amount, receipt_ts"
-	    " FROM payments WHERE id = ?");
+	sqlite3_stmt *st = db_stmt(db,
+	    "SELECT state, method, amount, xfer_id, key_id, seller_id, seller_amount, receipt_ts,"
+	    " coalesce(reference, id), region FROM payments WHERE id = ?");
 	char state[16];
 	int rc;
 
@@ -221,18 +263,33 @@ pay_store_get(sqlite3 *db, const char *id, struct pay_row *row)
 		col_text(st, 5, row->seller_id, sizeof(row->seller_id));
 		row->seller_amount = sqlite3_column_int64(st, 6);
 		row->receipt_ts = sqlite3_column_int64(st, 7);
+		col_text(st, 8, row->reference, sizeof(row->reference));
+		col_text(st, 9, row->region, sizeof(row->region));
 	} else if (rc != SQLITE_DONE) {
 		log_warnx("%s", sqlite3_errmsg(db));
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+pay_store_set_reference(sqlite3 *db, const char *id, const char *reference)
+{
+	sqlite3_stmt *st = db_stmt(db,
+	    "UPDATE payments SET reference = ? WHERE id = ? AND state = 'reserved'");
+
+	sqlite3_bind_text(st, 1, reference, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	if (pay_db_step(db, st) != 0)
+		return -1;
+	return sqlite3_changes(db) == 1 ? 0 : -1;
 }
 
 /* Owe the ledger a posting for payment id's current transfer. */
 static int
 outbox_add(sqlite3 *db, const char *id, const char *op, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "INSERT OR IGNORE INTO ledger_outbox (xfer_id, op, payment_id, seller_id,"
 	    " seller_amount, created) SELECT xfer_id, ?, id, seller_id, seller_amount, ?"
 	    " FROM payments WHERE id = ?");
@@ -240,23 +297,24 @@ outbox_add(sqlite3 *db, const char *id, const char *op, int64_t now)
 	sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
 	sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
-	return step_done(db, st);
+	return pay_db_step(db, st);
 }
 
 int
 pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE payments SET state = 'captured', key_id = ?, seller_id = ?, seller_amount = ?,"
-	    " receipt_ts = ?, updated = ? WHERE id = ? AND state = 'reserved'");
+	    " receipt_ts = ?, updated = ?, region = ? WHERE id = ? AND state = 'reserved'");
 
 	sqlite3_bind_text(st, 1, m->key_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, m->seller_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, m->seller_price);
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, now);
-	sqlite3_bind_text(st, 6, id, -1, SQLITE_STATIC);
-	if (step_done(db, st) != 0 || sqlite3_changes(db) != 1)
+	sqlite3_bind_text(st, 6, m->region, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, id, -1, SQLITE_STATIC);
+	if (pay_db_step(db, st) != 0 || sqlite3_changes(db) != 1 || pay_buyer_settle(db, id, 1) != 0)
 		return -1;
 	return outbox_add(db, id, "post", now);
 }
@@ -264,12 +322,12 @@ pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64
 int
 pay_store_release(sqlite3 *db, const char *id, int void_due, int64_t now)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE payments SET state = 'released', updated = ? WHERE id = ? AND state = 'reserved'");
 
 	sqlite3_bind_int64(st, 1, now);
 	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-	if (step_done(db, st) != 0 || sqlite3_changes(db) != 1)
+	if (pay_db_step(db, st) != 0 || sqlite3_changes(db) != 1 || pay_buyer_settle(db, id, 0) != 0)
 		return -1;
 	return void_due ? outbox_add(db, id, "void", now) : 0;
 }
@@ -277,7 +335,7 @@ pay_store_release(sqlite3 *db, const char *id, int void_due, int64_t now)
 int
 pay_store_release_stale(sqlite3 *db, int64_t cutoff, int64_t now, int limit, int *n)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "SELECT id FROM payments WHERE state = 'reserved' AND updated < ? ORDER BY updated"
 	    " LIMIT ?");
 	char ids[64][IPC_ID_MAX + 1];
@@ -291,7 +349,7 @@ pay_store_release_stale(sqlite3 *db, int64_t cutoff, int64_t now, int limit, int
 		col_text(st, 0, ids[count++], sizeof(ids[0]));
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		log_warnx("%s", sqlite3_errmsg(db));
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return -1;
 	/* The edge never settled these: the ledger may hold their pending transfer. */
@@ -305,26 +363,26 @@ pay_store_release_stale(sqlite3 *db, int64_t cutoff, int64_t now, int limit, int
 int
 pay_outbox_done(sqlite3 *db, const char *xfer_id)
 {
-	sqlite3_stmt *st = db_prepare(db, "DELETE FROM ledger_outbox WHERE xfer_id = ?");
+	sqlite3_stmt *st = db_stmt(db, "DELETE FROM ledger_outbox WHERE xfer_id = ?");
 
 	sqlite3_bind_text(st, 1, xfer_id, -1, SQLITE_STATIC);
-	return step_done(db, st);
+	return pay_db_step(db, st);
 }
 
 int
 pay_outbox_failed(sqlite3 *db, const char *xfer_id)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE ledger_outbox SET tries = tries + 1 WHERE xfer_id = ?");
 
 	sqlite3_bind_text(st, 1, xfer_id, -1, SQLITE_STATIC);
-	return step_done(db, st);
+	return pay_db_step(db, st);
 }
 
 int
 pay_outbox_list(sqlite3 *db, struct pay_outbox_row *rows, int max)
 {
-	sqlite3_stmt *st = db_prepare(db,
+	sqlite3_stmt *st = db_stmt(db,
 	    "SELECT xfer_id, op, seller_id, seller_amount FROM ledger_outbox WHERE tries < ?"
 	    " ORDER BY created LIMIT ?");
 	char op[8];
@@ -345,6 +403,6 @@ pay_outbox_list(sqlite3 *db, struct pay_outbox_row *rows, int max)
 		log_warnx("%s", sqlite3_errmsg(db));
 		n = -1;
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return n;
 }

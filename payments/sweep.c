@@ -5,6 +5,9 @@
  * reservation_timeout_s are released (the edge crashed, or lost its
  * connection before SETTLE), each owing the ledger a void of its pending
  * transfer; then whatever the outbox still holds is sent to the ledger.
+ * The same write enforces retention: expired lightning invoices and
+ * Idempotency-Key records go, and buyer spend older than
+ * buyer_retention_days (90 by default).
  *
  * A reservation released here can be reserved again by presenting the same
  * credential until the challenge expires; a SETTLE that arrives after the
@@ -35,8 +38,10 @@ sweep_apply(sqlite3 *db, void *arg)
 	struct sweep_op *op = arg;
 	int64_t now = time_now_ms() / 1000;
 
-	return pay_store_release_stale(db, now - op->s->cfg->reservation_timeout_s, now,
-	    SWEEP_BATCH, &op->released);
+	if (pay_store_release_stale(db, now - op->s->cfg->reservation_timeout_s, now, SWEEP_BATCH,
+		&op->released) != 0)
+		return -1;
+	return pay_extras_expire(db, now, op->s->cfg->buyer_retention_days);
 }
 
 static void

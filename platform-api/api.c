@@ -2,8 +2,16 @@
  * api.c — the seller REST API as the edge hands it over (API → API_REP):
  * routing by path and method, and the JSON and problem+json replies.
  *
- *   POST /api/keys   list a key for sale (bearer token)
- *   GET  /api/keys   the seller's keys (bearer token)
+ *   POST /api/keys               list a key for sale (bearer token)
+ *   GET  /api/keys               the seller's keys (bearer token)
+ *   POST /api/keys/:id/rotate    a new sealed secret for a key (bearer token)
+ *   GET, PATCH, DELETE /api/keys/:id   one key and its terms (bearer token; listing.c)
+ *   GET  /api/marketplace/providers    keys, prices and uptime per provider (public; market.c)
+ *   GET  /api/vault/public-key   the vault's key to seal keys to (public)
+ *   GET  /api/earnings           the seller's earnings (bearer token; earnings.c)
+ *   POST /api/disputes           open a dispute on a receipt (operator token; disputes.c)
+ *   GET  /api/disputes/:id       a dispute (operator token)
+ *   POST /api/disputes/:id/resolve  return it to the seller or refund the buyer (operator)
  *
  * Anything else under /api/ is 404, a known path with another method 405.
  *
@@ -122,6 +130,59 @@ api_keys(struct platform *p, const struct ipc_req *req, const struct ipc_api *m)
 		keys_create(p, req, c.sub, m);
 }
 
+/* POST /api/keys/<id>/rotate; path is the whole path. */
+static void
+api_key_rotate(struct platform *p, const struct ipc_req *req, const struct ipc_api *m,
+    const char *path)
+{
+	char id[IPC_KEY_ID_MAX + 1];
+	size_t n = strlen(path) - strlen("/api/keys/") - strlen("/rotate");
+	struct jwt_claims c;
+	const char *why;
+
+	if (n == 0 || n > IPC_KEY_ID_MAX) {
+		api_reply_problem(p, req, 404, "not-found", "there is no such API resource");
+		return;
+	}
+	memcpy(id, path + strlen("/api/keys/"), n);
+	id[n] = '\0';
+	if (strcmp(m->method, "POST") != 0)
+		api_reply_problem(p, req, 405, "method-not-allowed", "rotate accepts POST");
+	else if (auth_bearer(p, m->authorization, &c, &why) != 0)
+		api_reply_problem(p, req, 401, "unauthorized", why);
+	else if (strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
+	    n)
+		api_reply_problem(p, req, 404, "not-found", "you have no key with this id");
+	else
+		keys_rotate(p, req, c.sub, id, m);
+}
+
+/* GET, PATCH, DELETE /api/keys/<id>: the seller's own key (listing.c). */
+static void
+api_key_item(struct platform *p, const struct ipc_req *req, const struct ipc_api *m,
+    const char *id)
+{
+	struct jwt_claims c;
+	const char *why;
+	size_t n = strlen(id);
+
+	if (auth_bearer(p, m->authorization, &c, &why) != 0)
+		api_reply_problem(p, req, 401, "unauthorized", why);
+	else if (n == 0 || n > IPC_KEY_ID_MAX ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+		api_reply_problem(p, req, 404, "not-found", "you have no key with this id");
+	else
+		listing_request(p, req, m, c.sub, id);
+}
+
+static int
+has_prefix_suffix(const char *s, const char *prefix, const char *suffix)
+{
+	size_t n = strlen(s), pl = strlen(prefix), sl = strlen(suffix);
+
+	return n >= pl + sl && strncmp(s, prefix, pl) == 0 && strcmp(s + n - sl, suffix) == 0;
+}
+
 void
 api_request(struct platform *p, const struct ipc_req *req, const struct ipc_api *m)
 {
@@ -133,6 +194,20 @@ api_request(struct platform *p, const struct ipc_req *req, const struct ipc_api 
 	}
 	if (strcmp(path, "/api/keys") == 0)
 		api_keys(p, req, m);
+	else if (has_prefix_suffix(path, "/api/keys/", "/rotate"))
+		api_key_rotate(p, req, m, path);
+	else if (strncmp(path, "/api/keys/", 10) == 0 && strchr(path + 10, '/') == NULL)
+		api_key_item(p, req, m, path + 10);
+	else if (strcmp(path, "/api/marketplace/providers") == 0)
+		market_providers(p, req, m);
+	else if (strcmp(path, "/api/vault/public-key") == 0 && strcmp(m->method, "GET") == 0)
+		keys_vault_pubkey(p, req);
+	else if (strcmp(path, "/api/vault/public-key") == 0)
+		api_reply_problem(p, req, 405, "method-not-allowed", "the public key accepts GET");
+	else if (strcmp(path, "/api/earnings") == 0)
+		earnings_request(p, req, m);
+	else if (strncmp(path, "/api/disputes", 13) == 0 && (path[13] == '\0' || path[13] == '/'))
+		disputes_request(p, req, m, path);
 	else
 		api_reply_problem(p, req, 404, "not-found", "there is no such API resource");
 }

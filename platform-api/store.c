@@ -13,6 +13,7 @@
 
 #include <mbedtls/platform_util.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "common/db.h"
 #include "common/log.h"
@@ -83,6 +84,31 @@ step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 		log_warnx("%s: %s", what, sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+store_key_owner(sqlite3 *db, const char *key_id, const char *seller, char *provider)
+{
+	sqlite3_stmt *st = db_prepare(db,
+	    "SELECT provider FROM keys WHERE key_id = ?1 AND seller_id = ?2");
+	const unsigned char *pv;
+	int rc;
+
+	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, seller, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && (pv = sqlite3_column_text(st, 0)) != NULL &&
+	    strlen((const char *)pv) <= IPC_PROVIDER_MAX) {
+		strcpy(provider, (const char *)pv);
+		rc = 1;
+	} else if (rc == SQLITE_DONE)
+		rc = 0;
+	else {
+		log_warnx("reading the owner of key %s: %s", key_id, sqlite3_errmsg(db));
+		rc = -1;
+	}
+	sqlite3_finalize(st);
+	return rc;
 }
 
 int

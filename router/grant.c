@@ -1,30 +1,72 @@
 /*
- * grant.c — ASSIGN: a paid ticket in, a grant for one key out; OUTCOME: what
- * happened with it, kept as request metadata.
+ * grant.c — QUOTE: what a route costs now; ASSIGN: a paid ticket in, a grant
+ * for one key out.
+ *
+ * Both apply select.c's one rule to the route (provider, method, path, pool,
+ * region). ASSIGN then reserves the key's limits (a token of each bucket and
+ * the price from the daily budget) before the grant is recorded and sent,
+ * so concurrent requests cannot overshoot a limit: the loop runs one handler
+ * at a time, and the reservation is in memory at once and in router.db with
+ * the assignment. A reservation whose grant could not be recorded is given
+ * back. With X-CN2-Session (ASSIGN's session), the key that served the
+ * session last is taken again while it is eligible and has not failed since;
+ * otherwise the rule picks, and the session follows the new key.
  *
  * Security stance: the ticket is the only proof that someone paid, and the
  * edge that carries it may be compromised. So the ticket's MAC (under the
  * secret payments and router share) is checked in constant time before
  * anything else, an expired ticket is refused, the key chosen must cost no
- * more than the ticket paid, and one payment obtains at most max_grants
- * grants in all (first try and failovers): a replayed ticket cannot buy more
- * upstream calls than that. Each grant is recorded before it is sent. The
- * grant's MAC is under a secret only router and vault share; the award MAC,
- * under the ticket secret, tells payments what the seller earns, so the edge
- * can forge neither. Request metadata is provider, route, status, timing and
- * amount: never a body, a header or an address.
+ * more than the ticket paid in the ticket's pool and region, and one
+ * payment obtains at most max_grants grants in all (first try and
+ * failovers): a replayed ticket cannot buy more upstream calls than that.
+ * Each grant is recorded before it is sent. The grant's MAC is under a
+ * secret only router and vault share; the award MAC, under the ticket
+ * secret, tells payments what the seller earns, so the edge can forge
+ * neither. The region and pool come from the MAC'd ticket, never from the
+ * edge's word alone.
  */
 #include "router/router.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/capab.h"
-#include "common/db.h"
 #include "common/log.h"
 #include "common/randid.h"
+
+int
+grant_sel_req(const struct ipc_route *rt, struct sel_req *rq)
+{
+	if (rt->region[0] != '\0' && strcmp(rt->region, "eu") != 0)
+		return -1;
+	memset(rq, 0, sizeof(*rq));
+	rq->provider = rt->provider;
+	rq->method = rt->method;
+	rq->path = rt->path;
+	rq->pool = rt->pool;
+	rq->eu = rt->region[0] != '\0';
+	rq->ceiling = INT64_MAX;
+	rq->exclude = "";
+	return 0;
+}
+
+void
+grant_quote(struct router *r, const struct ipc_req *req, const struct ipc_quote *m)
+{
+	struct ipc_quote_rep rep = {0, 0};
+	struct sel_req rq;
+
+	if (grant_sel_req(&m->route, &rq) != 0) {
+		router_problem(r, req, 400, "invalid-region", "the only routing region is \"eu\"");
+		return;
+	}
+	if (select_quote(&r->pool, &rq, r->cfg->fee_bps, router_now_ms(), &rep.amount,
+	    &rep.keys) != 0)
+		router_no_key(r, req, &m->route);
+	else
+		ipc_reply(r->d->ipc, req, IPC_QUOTE_REP, &rep);
+}
 
 struct assign_op {
 	struct router *r;
@@ -33,13 +75,10 @@ struct assign_op {
 	uint8_t mac[IPC_MAC_LEN];
 	uint8_t award[IPC_MAC_LEN];
 	int64_t amount; /* what the ticket paid */
-	int64_t now;
-	int exhausted;	/* the payment has had all its grants */
+	int64_t now_s;
+	struct state_row state; /* the key's state with this reservation in it */
+	int exhausted;		/* the payment has had all its grants */
 };
-
-/* Row buffers for one choice: the loop is single-threaded, so one set serves all. */
-static struct cand_row rows[ROUTER_CANDIDATES_MAX];
-static struct sel_cand cands[ROUTER_CANDIDATES_MAX];
 
 static int
 ticket_ok(struct router *r, const struct ipc_ticket *t, int64_t now, const char **why)
@@ -56,28 +95,40 @@ ticket_ok(struct router *r, const struct ipc_ticket *t, int64_t now, const char 
 	return 0;
 }
 
-/* The cheapest eligible key: its row, or NULL (-1 in *err on a database error). */
-static const struct cand_row *
-assign_choose(struct router *r, const struct ipc_assign *m, int *err)
+/* The session's key, if it may serve this request too; NULL otherwise. */
+static struct lkey *
+session_key(struct router *r, const char *sid, const struct sel_req *rq, int64_t now)
 {
-	int n = listings_candidates(r, m->ticket.route.provider, rows, ROUTER_CANDIDATES_MAX);
-	int i;
+	const char *id;
+	struct lkey *k;
+	uint32_t epoch;
 
-	*err = n < 0;
-	for (i = 0; i < n; i++) {
-		cands[i].key_id = rows[i].key_id;
-		cands[i].price = rows[i].price;
-	}
-	if (n <= 0)
+	if (sid[0] == '\0' || (id = sessions_get(&r->sessions, sid, now, &epoch)) == NULL ||
+	    (k = pool_find(&r->pool, id)) == NULL)
 		return NULL;
-	i = select_pick(cands, (size_t)n, r->cfg->fee_bps, m->ticket.amount, m->exclude,
-	    r->spread++);
-	return i < 0 ? NULL : &rows[i];
+	if (k->fail_epoch != epoch || strcmp(ppool_name(k->pp), rq->provider) != 0 ||
+	    !select_eligible(&r->pool, k, rq, r->cfg->fee_bps, now, NULL))
+		return NULL;
+	return k;
+}
+
+static struct lkey *
+assign_choose(struct router *r, const struct ipc_assign *m, const struct sel_req *rq,
+    int64_t now)
+{
+	struct lkey *k = session_key(r, m->session, rq, now);
+
+	if (k == NULL)
+		k = select_pick(&r->pool, rq, r->cfg->fee_bps, now);
+	if (k != NULL && m->session[0] != '\0' && r->sessions.max > 0 &&
+	    sessions_set(&r->sessions, m->session, k->key_id, k->fail_epoch, now) != 0)
+		log_warnx("out of memory: a session loses its affinity");
+	return k;
 }
 
 /* Fill and sign the grant and the award for the chosen key. 0, or -1. */
 static int
-assign_build(struct assign_op *op, const struct ipc_assign *m, const struct cand_row *k)
+assign_build(struct assign_op *op, const struct ipc_assign *m, const struct lkey *k)
 {
 	struct router *r = op->r;
 	struct ipc_grant *g = &op->g;
@@ -87,9 +138,10 @@ assign_build(struct assign_op *op, const struct ipc_assign *m, const struct cand
 	snprintf(g->key_id, sizeof(g->key_id), "%s", k->key_id);
 	snprintf(g->payment_id, sizeof(g->payment_id), "%s", m->ticket.payment_id);
 	g->route = m->ticket.route;
-	g->expires = op->now + r->cfg->grant_ttl_s;
+	g->expires = op->now_s + r->cfg->grant_ttl_s;
 	snprintf(g->seller_id, sizeof(g->seller_id), "%s", k->seller_id);
 	g->seller_price = k->price;
+	snprintf(g->region, sizeof(g->region), "%s", k->region);
 	if (capab_grant_mac(r->grant_key, r->grant_keylen, g, op->mac) != 0 ||
 	    capab_award_mac(r->ticket_key, r->ticket_keylen, g->payment_id, g->key_id,
 	    g->seller_id, g->seller_price, op->award) != 0)
@@ -102,35 +154,50 @@ assign_build(struct assign_op *op, const struct ipc_assign *m, const struct cand
 	return 0;
 }
 
-/* Inside the batch: count this payment's grants, then record this one. */
+/* Inside the batch: count this payment's grants, then record this one and the key's state. */
 static int
 assign_apply(sqlite3 *db, void *arg)
 {
 	struct assign_op *op = arg;
-	sqlite3_stmt *st = db_prepare(db, "SELECT count(*) FROM assignments WHERE payment_id = ?1");
+	struct router *r = op->r;
+	sqlite3_stmt *st = store_stmt(r, ST_GRANTS_OF_PAYMENT);
 	int rc;
 
 	sqlite3_bind_text(st, 1, op->g.payment_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	op->exhausted = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) >= op->r->cfg->max_grants;
-	sqlite3_finalize(st);
+	op->exhausted = rc == SQLITE_ROW && sqlite3_column_int64(st, 0) >= r->cfg->max_grants;
+	sqlite3_reset(st);
 	if (rc != SQLITE_ROW || op->exhausted)
 		return -1;
-	st = db_prepare(db,
-	    "INSERT INTO assignments (grant_id, payment_id, key_id, seller_id, seller_price,"
-	    " amount, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	st = store_stmt(r, ST_ASSIGNMENT_ADD);
 	sqlite3_bind_text(st, 1, op->g.grant_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, op->g.payment_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, op->g.key_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, op->g.seller_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, op->g.seller_price);
 	sqlite3_bind_int64(st, 6, op->amount);
-	sqlite3_bind_int64(st, 7, op->now);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
+	sqlite3_bind_int64(st, 7, op->now_s);
+	sqlite3_bind_text(st, 8, op->g.region, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 9, op->g.route.pool);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		log_warnx("grant for %s: %s", op->g.payment_id, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE)
+		return -1;
+	return store_state_save(r, &op->state);
+}
+
+/* The grant was not recorded: its reservation goes back. */
+static void
+assign_refund(struct router *r, const struct assign_op *op)
+{
+	struct lkey *k = pool_find(&r->pool, op->g.key_id);
+	int64_t now = router_now_ms();
+
+	if (k == NULL)
+		return;
+	limits_give(&k->lim, &k->caps, op->g.seller_price, now);
+	pool_place(&r->pool, k, now);
 }
 
 static void
@@ -140,10 +207,15 @@ assign_done(void *arg, int status)
 	struct router *r = op->r;
 
 	if (status == 0) {
+		r->assigned++;
 		log_debug("payment %s: grant %s for key %s", op->g.payment_id, op->g.grant_id,
 		    op->g.key_id);
 		ipc_reply(r->d->ipc, &op->req, IPC_GRANT, &op->g);
-	} else if (op->exhausted) {
+		free(op);
+		return;
+	}
+	assign_refund(r, op);
+	if (op->exhausted) {
 		router_problem(r, &op->req, 503, "attempts-exhausted",
 		    "this payment has used all of its %lld attempts", (long long)r->cfg->max_grants);
 	} else {
@@ -153,28 +225,47 @@ assign_done(void *arg, int status)
 	free(op);
 }
 
+/* Take the key's limits for this request, and queue the grant. 0, or -1 (nothing taken). */
+static int
+assign_reserve(struct router *r, struct assign_op *op, const struct ipc_assign *m,
+    struct lkey *k, int64_t now)
+{
+	if (assign_build(op, m, k) != 0)
+		return -1;
+	limits_take(&k->lim, &k->caps, k->price, now);
+	store_state_of(k, &op->state);
+	if (dbq_push(r->q, assign_apply, assign_done, op) != 0) {
+		limits_give(&k->lim, &k->caps, k->price, now);
+		return -1;
+	}
+	/* Used up a limit: out of the index until it refills. */
+	pool_place(&r->pool, k, now);
+	return 0;
+}
+
 void
 grant_assign(struct router *r, const struct ipc_req *req, const struct ipc_assign *m)
 {
-	int64_t now = (int64_t)time(NULL);
-	const struct cand_row *k;
+	int64_t now = router_now_ms();
 	struct assign_op *op;
+	struct sel_req rq;
+	struct lkey *k;
 	const char *why;
-	int err;
 
-	if (!ticket_ok(r, &m->ticket, now, &why)) {
+	if (!ticket_ok(r, &m->ticket, now / 1000, &why)) {
 		log_warnx("%s refused for payment %s: %s", ipc_role_name(req->from),
 		    m->ticket.payment_id, why);
 		router_problem(r, req, 403, "invalid-ticket", "%s", why);
 		return;
 	}
-	if ((k = assign_choose(r, m, &err)) == NULL) {
-		if (err) {
-			r->d->errors++;
-			ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "listings unreadable");
-		} else
-			router_problem(r, req, 503, "no-key-available",
-			    "no seller key is available for %s right now", m->ticket.route.provider);
+	if (grant_sel_req(&m->ticket.route, &rq) != 0) {
+		router_problem(r, req, 400, "invalid-region", "the only routing region is \"eu\"");
+		return;
+	}
+	rq.ceiling = m->ticket.amount;
+	rq.exclude = m->exclude;
+	if ((k = assign_choose(r, m, &rq, now)) == NULL) {
+		router_no_key(r, req, &m->ticket.route);
 		return;
 	}
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
@@ -183,78 +274,10 @@ grant_assign(struct router *r, const struct ipc_req *req, const struct ipc_assig
 	}
 	op->r = r;
 	op->req = *req;
-	op->now = now;
-	if (assign_build(op, m, k) != 0 || dbq_push(r->q, assign_apply, assign_done, op) != 0) {
+	op->now_s = now / 1000;
+	if (assign_reserve(r, op, m, k, now) != 0) {
 		r->d->errors++;
 		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "cannot issue a grant");
-		free(op);
-	}
-}
-
-/* OUTCOME: one metadata row, with the amount paid looked up from the grant. */
-struct outcome_op {
-	struct router *r;
-	struct ipc_req req;
-	struct ipc_outcome o;
-	int64_t now;
-};
-
-static int
-outcome_apply(sqlite3 *db, void *arg)
-{
-	struct outcome_op *op = arg;
-	sqlite3_stmt *st = db_prepare(db,
-	    "INSERT INTO requests (time, provider, method, path, status, latency_ms, failure,"
-	    " amount, key_id, grant_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-	    " (SELECT amount FROM assignments WHERE grant_id = ?9), ?8, ?9)");
-	int rc;
-
-	sqlite3_bind_int64(st, 1, op->now);
-	sqlite3_bind_text(st, 2, op->o.route.provider, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, op->o.route.method, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, op->o.route.path, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 5, op->o.status);
-	sqlite3_bind_int64(st, 6, op->o.latency_ms);
-	sqlite3_bind_int(st, 7, op->o.failure);
-	sqlite3_bind_text(st, 8, op->o.key_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, op->o.grant_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		log_warnx("outcome of grant %s: %s", op->o.grant_id, sqlite3_errmsg(db));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
-}
-
-static void
-outcome_done(void *arg, int status)
-{
-	struct outcome_op *op = arg;
-	struct router *r = op->r;
-
-	if (status == 0)
-		ipc_reply(r->d->ipc, &op->req, IPC_ACK, NULL);
-	else {
-		r->d->errors++;
-		ipc_reply_error(r->d->ipc, &op->req, IPC_ERR_INTERNAL, "outcome not recorded");
-	}
-	free(op);
-}
-
-void
-grant_outcome(struct router *r, const struct ipc_req *req, const struct ipc_outcome *m)
-{
-	struct outcome_op *op = calloc(1, sizeof(*op));
-
-	if (op == NULL) {
-		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "out of memory");
-		return;
-	}
-	op->r = r;
-	op->req = *req;
-	op->o = *m;
-	op->now = (int64_t)time(NULL);
-	if (dbq_push(r->q, outcome_apply, outcome_done, op) != 0) {
-		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "out of memory");
 		free(op);
 	}
 }

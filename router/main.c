@@ -1,7 +1,8 @@
 /*
  * cn2-router — the key pool (listings, price, score, limits).
  *
- * Owns:       router.db: key listings, grants issued, request metadata.
+ * Owns:       router.db: key listings, key state (scores, limits), grants issued,
+ *             request metadata and its hourly aggregates, events for sellers.
  * Talks:      accepts edge (quote, assign), vault (outcome), platform-api (listings) and
  *             ctl (health); dials nobody.
  * Must never: see a seller key or a request body; issue a grant without a valid,
@@ -26,6 +27,9 @@ static struct router state;
 #define PATHKEY(name, def, help) \
 	{#name, CFG_PATH, offsetof(struct router_cfg, name), sizeof(cfg.name), 1, 255, def, help}
 
+#define INTKEY(name, lo, hi, def, help) \
+	{#name, CFG_INT, offsetof(struct router_cfg, name), 0, lo, hi, def, help}
+
 static const struct cfg_key keys[] = {
     PATHKEY(database, "/var/lib/cn2/router.db", "SQLite database file"),
     PATHKEY(ticket_secret_file, NULL, "HMAC secret shared with payments (tickets, awards)"),
@@ -36,13 +40,25 @@ static const struct cfg_key keys[] = {
 	"seconds a grant stays valid"},
     {"max_grants", CFG_INT, offsetof(struct router_cfg, max_grants), 0, 1, 16, "3",
 	"grants one payment may obtain, failovers included"},
+    INTKEY(premium_floor_pct, 0, 99, "90", "premium keys need a score above this, in percent"),
+    INTKEY(score_half_life_s, 1, 86400, "300",
+	"idle recovery of a score: half the way back to 1 in this time"),
+    INTKEY(retry_after_default_s, 1, 3600, "30", "cool-down after a 429 without Retry-After"),
+    INTKEY(retry_after_max_s, 1, 86400, "3600", "the longest cool-down a Retry-After may ask"),
+    INTKEY(session_ttl_s, 1, 86400, "1800", "conversation affinity ends after this silence"),
+    INTKEY(sessions_max, 0, 10000000, "100000", "conversations remembered, at most"),
+    INTKEY(raw_retention_days, 1, 3650, "30",
+	"request metadata rows, assignments and seller events are kept this long"),
+    INTKEY(hourly_retention_days, 1, 3650, "365", "hourly aggregates are kept this long"),
+    INTKEY(sweep_interval_s, 1, 86400, "3600", "how often the retention sweep runs"),
     CFG_END,
 };
 
 /* The peer table: who may connect here, and what each may send. */
 static const uint16_t from_edge[] = {IPC_HEALTH, IPC_QUOTE, IPC_ASSIGN};
 static const uint16_t from_vault[] = {IPC_HEALTH, IPC_OUTCOME};
-static const uint16_t from_platform[] = {IPC_HEALTH, IPC_LISTING_PUT, IPC_LISTING_LIST};
+static const uint16_t from_platform[] = {IPC_HEALTH, IPC_LISTING_PUT, IPC_LISTING_LIST,
+    IPC_LISTING_GET, IPC_MARKET_STATS};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
 static const struct ipc_peer_rule peers[] = {
@@ -67,19 +83,25 @@ request(struct daemon *d, const struct ipc_req *req, uint16_t type, const union 
 
 	switch (type) {
 	case IPC_QUOTE:
-		listings_quote(r, req, &msg->quote);
+		grant_quote(r, req, &msg->quote);
 		break;
 	case IPC_ASSIGN:
 		grant_assign(r, req, &msg->assign);
 		break;
 	case IPC_OUTCOME:
-		grant_outcome(r, req, &msg->outcome);
+		outcome_record(r, req, &msg->outcome);
 		break;
 	case IPC_LISTING_PUT:
 		listings_put(r, req, &msg->listing);
 		break;
 	case IPC_LISTING_LIST:
 		listings_list(r, req, &msg->listing_list);
+		break;
+	case IPC_LISTING_GET:
+		listings_get(r, req, &msg->listing_get);
+		break;
+	case IPC_MARKET_STATS:
+		market_stats(r, req, &msg->market_stats);
 		break;
 	default:
 		log_warnx("no handler for %s from %s", ipc_type_name(type), ipc_role_name(req->from));

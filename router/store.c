@@ -1,16 +1,21 @@
 /*
- * store.c — router.db: opening it, its schema migrations, the secrets the
- * router holds, and the group-commit queue every write goes through.
+ * store.c — router.db: opening it, its schema migrations, the statements the
+ * hot paths reuse, the secrets the router holds, and start and stop.
  *
  * Migrations only ever append: migrations[i] takes user_version i to i + 1.
  *
  * Durability: the database runs synchronous=NORMAL, as DESIGN.md §7 allows
- * for the router: assignments and request metadata are counters, and losing
- * the last few commits on a power cut costs nothing but statistics. Listings
- * are different: they are a seller's price and status, told to the seller as
- * done. While a listing write is queued the connection switches to
- * synchronous=FULL (store_full_begin), so the commit that carries it is
- * durable before the ACK; listing writes are rare, so the cost is too.
+ * for the router: assignments, key state and request metadata are counters,
+ * and losing the last few commits on a power cut costs statistics and a
+ * few requests of a limit, no money. Listings are different: they are a
+ * seller's price and status, told to the seller as done. While a listing
+ * write is queued the connection switches to synchronous=FULL
+ * (store_full_begin), so the commit that carries it is durable before the
+ * ACK; listing writes are rare, so the cost is too. A router stopped and
+ * started again (SIGTERM, a crash of the process) loses nothing committed:
+ * the key state (scores, token buckets, budgets, cool-downs) is written in
+ * the same transaction as the assignment or outcome that changed it and read
+ * back at start.
  *
  * Security stance: the ticket and grant secrets are read once at start from
  * files only this daemon's user can read, never logged, and wiped at stop.
@@ -20,6 +25,8 @@
 #include <mbedtls/platform_util.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "common/db.h"
 #include "common/log.h"
@@ -65,7 +72,154 @@ static const char *const migrations[] = {
     " key_id TEXT NOT NULL,"
     " grant_id TEXT NOT NULL) STRICT;"
     "CREATE INDEX requests_time ON requests (time);",
+    /*
+     * 3: the key pool. Listings gain region, premium opt-in, allowed routes,
+     * limits and the reason of a quarantine; key_state keeps what the router
+     * learns per key (score, token buckets in thousandths of a token, the
+     * day's budget spent, a 429's cool-down; times in unix ms); assignments
+     * and requests record the region of the key and the pool; hourly
+     * aggregates outlive the raw rows (a year against 30 days); seller
+     * events wait there for platform-api to deliver them.
+     */
+    "ALTER TABLE listings ADD COLUMN region TEXT NOT NULL DEFAULT ''"
+    " CHECK (region IN ('', 'eu', 'us'));"
+    "ALTER TABLE listings ADD COLUMN premium INTEGER NOT NULL DEFAULT 0 CHECK (premium IN (0, 1));"
+    "ALTER TABLE listings ADD COLUMN routes TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE listings ADD COLUMN rpm INTEGER NOT NULL DEFAULT 0 CHECK (rpm >= 0);"
+    "ALTER TABLE listings ADD COLUMN rpd INTEGER NOT NULL DEFAULT 0 CHECK (rpd >= 0);"
+    "ALTER TABLE listings ADD COLUMN daily_budget INTEGER NOT NULL DEFAULT 0"
+    " CHECK (daily_budget >= 0);"
+    "ALTER TABLE listings ADD COLUMN reason TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE key_state ("
+    " key_id TEXT PRIMARY KEY NOT NULL,"
+    " score REAL NOT NULL CHECK (score >= 0 AND score <= 1),"
+    " score_at INTEGER NOT NULL,"
+    " rpm_milli INTEGER NOT NULL, rpm_at INTEGER NOT NULL,"
+    " rpd_milli INTEGER NOT NULL, rpd_at INTEGER NOT NULL,"
+    " day INTEGER NOT NULL, spent INTEGER NOT NULL,"
+    " cool_until INTEGER NOT NULL,"
+    " fail_epoch INTEGER NOT NULL) STRICT;"
+    "ALTER TABLE assignments ADD COLUMN region TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE assignments ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX assignments_created ON assignments (created);"
+    "ALTER TABLE requests ADD COLUMN region TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE requests ADD COLUMN pool INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE requests_hourly ("
+    " hour INTEGER NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " provider TEXT NOT NULL,"
+    " requests INTEGER NOT NULL,"
+    " ok INTEGER NOT NULL,"
+    " failed INTEGER NOT NULL,"
+    " latency_sum INTEGER NOT NULL,"
+    " amount_sum INTEGER NOT NULL,"
+    " eu INTEGER NOT NULL,"
+    " premium INTEGER NOT NULL,"
+    " PRIMARY KEY (hour, key_id)) STRICT;"
+    "CREATE INDEX requests_hourly_provider ON requests_hourly (provider, hour);"
+    "CREATE TABLE seller_events ("
+    " id INTEGER PRIMARY KEY,"
+    " seller_id TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " delivered INTEGER) STRICT;"
+    "CREATE INDEX seller_events_pending ON seller_events (delivered, id);"
+    "CREATE INDEX seller_events_created ON seller_events (created);",
 };
+
+static const char *const stmt_sql[ST_MAX] = {
+    [ST_GRANTS_OF_PAYMENT] = "SELECT count(*) FROM assignments WHERE payment_id = ?1",
+    [ST_ASSIGNMENT_ADD] =
+	"INSERT INTO assignments (grant_id, payment_id, key_id, seller_id, seller_price, amount,"
+	" created, region, pool) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    [ST_STATE_SAVE] =
+	"INSERT INTO key_state (key_id, score, score_at, rpm_milli, rpm_at, rpd_milli, rpd_at,"
+	" day, spent, cool_until, fail_epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+	" ON CONFLICT (key_id) DO UPDATE SET score = excluded.score, score_at = excluded.score_at,"
+	" rpm_milli = excluded.rpm_milli, rpm_at = excluded.rpm_at,"
+	" rpd_milli = excluded.rpd_milli, rpd_at = excluded.rpd_at, day = excluded.day,"
+	" spent = excluded.spent, cool_until = excluded.cool_until,"
+	" fail_epoch = excluded.fail_epoch",
+    [ST_REQUEST_ADD] =
+	"INSERT INTO requests (time, provider, method, path, status, latency_ms, failure, amount,"
+	" key_id, grant_id, region, pool)"
+	" SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, a.amount, ?8, ?9, ?10, ?11"
+	" FROM (SELECT 1) LEFT JOIN assignments a ON a.grant_id = ?9",
+    [ST_HOURLY_ADD] =
+	"INSERT INTO requests_hourly (hour, key_id, provider, requests, ok, failed, latency_sum,"
+	" amount_sum, eu, premium)"
+	" SELECT ?1, ?2, ?3, 1, ?4, ?5, ?6, coalesce(a.amount, 0), ?7, ?8"
+	" FROM (SELECT 1) LEFT JOIN assignments a ON a.grant_id = ?9 WHERE true"
+	" ON CONFLICT (hour, key_id) DO UPDATE SET requests = requests + 1,"
+	" ok = ok + excluded.ok, failed = failed + excluded.failed,"
+	" latency_sum = latency_sum + excluded.latency_sum,"
+	" amount_sum = amount_sum + excluded.amount_sum, eu = eu + excluded.eu,"
+	" premium = premium + excluded.premium",
+    [ST_QUARANTINE] = "UPDATE listings SET status = 'quarantined', reason = ?2, updated = ?3"
+		      " WHERE key_id = ?1 AND status != 'removed'",
+    [ST_EVENT_ADD] = "INSERT INTO seller_events (seller_id, key_id, kind, detail, created)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5)",
+};
+
+int64_t
+router_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+sqlite3_stmt *
+store_stmt(struct router *r, enum stmt_id id)
+{
+	sqlite3_stmt *st = r->stmt[id];
+
+	if (st == NULL) {
+		if (sqlite3_prepare_v3(r->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st,
+			NULL) != SQLITE_OK)
+			fatalx("prepare: %s", sqlite3_errmsg(r->db));
+		r->stmt[id] = st;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+void
+store_state_of(const struct lkey *k, struct state_row *s)
+{
+	snprintf(s->key_id, sizeof(s->key_id), "%s", k->key_id);
+	s->score = k->score;
+	s->lim = k->lim;
+	s->cool_until = k->cool_until;
+	s->fail_epoch = k->fail_epoch;
+}
+
+int
+store_state_save(struct router *r, const struct state_row *s)
+{
+	sqlite3_stmt *st = store_stmt(r, ST_STATE_SAVE);
+	int rc;
+
+	sqlite3_bind_text(st, 1, s->key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 2, s->score.v);
+	sqlite3_bind_int64(st, 3, s->score.at_ms);
+	sqlite3_bind_int64(st, 4, s->lim.rpm.milli);
+	sqlite3_bind_int64(st, 5, s->lim.rpm.at_ms);
+	sqlite3_bind_int64(st, 6, s->lim.rpd.milli);
+	sqlite3_bind_int64(st, 7, s->lim.rpd.at_ms);
+	sqlite3_bind_int64(st, 8, s->lim.day);
+	sqlite3_bind_int64(st, 9, s->lim.spent);
+	sqlite3_bind_int64(st, 10, s->cool_until);
+	sqlite3_bind_int64(st, 11, s->fail_epoch);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		log_warnx("state of key %s: %s", s->key_id, sqlite3_errmsg(r->db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
 
 static int
 read_secret(const char *path, uint8_t *buf, size_t *len, char *err, size_t errlen)
@@ -75,6 +229,22 @@ read_secret(const char *path, uint8_t *buf, size_t *len, char *err, size_t errle
 	if (n < 0)
 		return -1;
 	*len = (size_t)n;
+	return 0;
+}
+
+static int
+memory_start(struct router *r, const struct router_cfg *cfg, char *err, size_t errlen)
+{
+	struct pool_params par = {
+	    .premium_floor = (double)cfg->premium_floor_pct / 100.0,
+	    .half_life_ms = cfg->score_half_life_s * 1000,
+	};
+
+	if (pool_init(&r->pool, &par) != 0 ||
+	    sessions_init(&r->sessions, (size_t)cfg->sessions_max, cfg->session_ttl_s * 1000) != 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -89,9 +259,10 @@ router_start(struct router *r, struct daemon *d, const struct router_cfg *cfg, c
 		return -1;
 	r->db = db_open(cfg->database, DB_SYNC_NORMAL, migrations,
 	    sizeof(migrations) / sizeof(migrations[0]), err, errlen);
-	if (r->db == NULL)
+	if (r->db == NULL || memory_start(r, cfg, err, errlen) != 0 ||
+	    listings_load(r, err, errlen) != 0)
 		return -1;
-	if ((r->q = dbq_new(d->loop, r->db)) == NULL) {
+	if ((r->q = dbq_new(d->loop, r->db)) == NULL || sweep_start(r) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -101,11 +272,18 @@ router_start(struct router *r, struct daemon *d, const struct router_cfg *cfg, c
 void
 router_stop(struct router *r)
 {
+	sweep_stop(r);
 	/* dbq_free commits what is queued; its replies still go out on open connections. */
 	dbq_free(r->q);
 	r->q = NULL;
+	for (int i = 0; i < ST_MAX; i++) {
+		sqlite3_finalize(r->stmt[i]);
+		r->stmt[i] = NULL;
+	}
 	db_close(r->db);
 	r->db = NULL;
+	pool_free(&r->pool);
+	sessions_free(&r->sessions);
 	mbedtls_platform_zeroize(r->ticket_key, sizeof(r->ticket_key));
 	mbedtls_platform_zeroize(r->grant_key, sizeof(r->grant_key));
 }
@@ -118,8 +296,10 @@ router_health(struct router *r, struct ipc_health_rep *rep)
 		snprintf(rep->detail, sizeof(rep->detail), "database closed");
 		return;
 	}
-	snprintf(rep->detail, sizeof(rep->detail), "ok; %llu writes in %llu commits",
-	    dbq_writes(r->q), dbq_batches(r->q));
+	snprintf(rep->detail, sizeof(rep->detail),
+	    "ok; %zu keys, %zu cooling; %llu grants, %llu quarantined; %llu writes in %llu commits",
+	    r->pool.nkeys, r->pool.nheap, (unsigned long long)r->assigned,
+	    (unsigned long long)r->quarantined, dbq_writes(r->q), dbq_batches(r->q));
 }
 
 /*
@@ -155,4 +335,24 @@ router_problem(struct router *r, const struct ipc_req *req, uint16_t status, con
 	va_end(ap);
 	if (ipc_reply(r->d->ipc, req, IPC_PROBLEM, &p) != 0)
 		log_debug("%s: the requester is gone", name);
+}
+
+void
+router_no_key(struct router *r, const struct ipc_req *req, const struct ipc_route *rt)
+{
+	int eu = strcmp(rt->region, "eu") == 0;
+
+	if (rt->pool == POOL_PREMIUM)
+		router_problem(r, req, 503, "no-premium-key-available",
+		    "no premium seller key%s is available for %s right now; premium requests are "
+		    "never served from the standard pool",
+		    eu ? " in the EU region" : "", rt->provider);
+	else if (eu)
+		router_problem(r, req, 503, "no-eu-key-available",
+		    "no seller key in the EU region is available for %s right now; requests from "
+		    "the EU are served only by keys in the EU",
+		    rt->provider);
+	else
+		router_problem(r, req, 503, "no-key-available",
+		    "no seller key is available for %s right now", rt->provider);
 }

@@ -9,8 +9,10 @@
  *   3. the grant id is recorded as used, in memory at once and in vault.db
  *      through the group commit; the call starts only once that is durable,
  *      so a replay is refused even after a crash and restart;
- *   4. the key is read, opened, and put into the libcurl handle (request.c);
- *      the plaintext is wiped as soon as the URL and header lines hold it;
+ *   4. the key is read, opened, and put into the libcurl handle (request.c),
+ *      all in one locked block (secmem.c): the plaintext, the URL and the
+ *      key's header line; the plaintext is wiped as soon as the URL and the
+ *      line hold it, the block when the call ends;
  *   5. the response streams back: FWD_HEAD when the upstream head is
  *      complete, FWD_DATA as bytes arrive, FWD_END at the end (ok = 1 only
  *      for a clean end), and an OUTCOME to the router.
@@ -28,11 +30,13 @@
  * is timed out too).
  *
  * Security stance: never a byte upstream without a valid, unused grant; the
- * key's plaintext, URL and header strings are wiped (mbedtls_platform_zeroize)
- * when the call ends, and libcurl's header list with them. What libcurl copies
- * internally (the URL, the request it writes) is freed by libcurl unwiped;
- * that is why the key lives only for one call. Logs carry ids, the route and
- * the status, never a header value, a body or a libcurl error buffer (which
+ * key's plaintext, URL and header line are in locked memory and wiped
+ * (mbedtls_platform_zeroize) when the call ends, and libcurl's header list
+ * with them. What libcurl copies internally (the URL, the request head it
+ * writes) is wiped when libcurl frees it (upstream.c's allocator); the TLS
+ * library's record buffers are not ours to wipe, which is one more reason
+ * the key lives only for one call. Logs carry ids, the route and the
+ * status, never a header value, a body or a libcurl error buffer (which
  * could quote the URL, and with it a key given as a query parameter).
  */
 #include "vault/vault.h"
@@ -73,8 +77,10 @@ struct fwd {
 	/* The call. */
 	CURL *easy;
 	struct curl_slist *slist;
+	struct curl_slist *keynode; /* in secret: the key's header line, linked into slist */
+	uint8_t *secret;	    /* secmem: keynode, then the URL, then the header line */
 	char *url;
-	size_t urlcap;
+	int64_t generation;	    /* of the key's secret this call opened */
 	uv_timer_t timer;
 	uint64_t t0;	     /* uv_hrtime at the start of the call */
 	uint32_t latency_ms; /* to the first response byte */
@@ -85,6 +91,7 @@ struct fwd {
 	size_t headlen;
 	int started; /* FWD_HEAD sent */
 	uint16_t status;
+	uint32_t retry_after; /* the head's Retry-After, seconds, for the OUTCOME */
 	size_t inflight; /* sent to the edge, not yet acknowledged */
 	int paused;
 	int cancelled, edge_gone, head_bad;
@@ -131,7 +138,30 @@ fwd_release(struct fwd *f)
 	if (f->next != NULL)
 		f->next->prev = f->prev;
 	v->nfwds--;
+	if (f->generation > 0)
+		keys_call_ended(v, f->key_id);
 	uv_close((uv_handle_t *)&f->timer, fwd_on_closed);
+}
+
+size_t
+forward_paused(const struct vault *v)
+{
+	size_t n = 0;
+
+	for (const struct fwd *f = v->fwds; f != NULL; f = f->next)
+		n += f->paused != 0;
+	return n;
+}
+
+size_t
+forward_count(const struct vault *v, const char *key_id, int64_t gen)
+{
+	size_t n = 0;
+
+	for (const struct fwd *f = v->fwds; f != NULL; f = f->next)
+		if (f->secret != NULL && f->generation <= gen && strcmp(f->key_id, key_id) == 0)
+			n++;
+	return n;
 }
 
 static struct fwd *
@@ -191,6 +221,7 @@ fwd_send_head(struct fwd *f)
 	h.status = (uint16_t)code;
 	h.headers.p = (const uint8_t *)out;
 	h.headers.len = n < 0 ? 0 : (uint32_t)n;
+	f->retry_after = vault_retry_after(out, h.headers.len, (int64_t)time(NULL));
 	if (ipc_reply(f->v->d->ipc, &f->req, IPC_FWD_HEAD, &h) != 0)
 		f->edge_gone = 1;
 	free(out);
@@ -323,6 +354,7 @@ fwd_options(struct fwd *f)
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, f) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms) !=
 		CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, fwd_on_header) != CURLE_OK ||
@@ -337,76 +369,82 @@ fwd_options(struct fwd *f)
 	return fwd_method(f);
 }
 
-/* URL and header lines with the key in them; the plaintext is the caller's to wipe. */
-static int
-fwd_build(struct fwd *f, const uint8_t *key, size_t keylen)
+/*
+ * The locked block of a call: the key's list node, then its plaintext, the
+ * URL and the header line. Returns the plaintext's place in it, or NULL.
+ */
+static uint8_t *
+fwd_secret(struct fwd *f, size_t keylen, size_t *urlcap, size_t *linecap)
 {
-	size_t linecap = f->hlen + keylen + 512;
-	char *line = malloc(linecap);
-	int rc;
+	size_t node = (sizeof(struct curl_slist) + 15) / 16 * 16;
 
-	f->urlcap = strlen(f->pv->upstream) + strlen(f->target) + strlen(f->pv->auth_query) +
+	*urlcap = strlen(f->pv->upstream) + strlen(f->target) + strlen(f->pv->auth_query) +
 	    3 * keylen + 8;
-	if (line == NULL || (f->url = malloc(f->urlcap)) == NULL) {
-		free(line);
-		return -1;
-	}
-	rc = request_url(f->pv, f->target, key, keylen, f->url, f->urlcap);
-	if (rc == 0)
-		rc = request_headers(f->pv, f->headers, f->hlen, key, keylen, line, linecap,
-		    &f->slist);
-	mbedtls_platform_zeroize(line, linecap);
-	free(line);
-	return rc;
+	*linecap = f->hlen + keylen + 512;
+	if ((f->secret = secmem_alloc(node + keylen + *urlcap + *linecap)) == NULL)
+		return NULL;
+	f->keynode = (struct curl_slist *)(void *)f->secret;
+	f->url = (char *)f->secret + node + keylen;
+	return f->secret + node;
 }
 
-/* Read and open the key. Returns the plaintext (caller wipes and frees) or NULL with why. */
-static uint8_t *
-fwd_open_key(struct fwd *f, size_t *keylen, const char **why)
+/*
+ * Read and open the key into the call's locked block, and build the URL and
+ * header lines from it; the plaintext is wiped before this returns. 0, or -1
+ * with why.
+ */
+static int
+fwd_build(struct fwd *f, const char **why)
 {
 	struct store_key k;
-	uint8_t *pt = NULL;
+	struct seal *s;
+	size_t keylen, urlcap = 0, linecap = 0;
+	uint8_t *key = NULL;
 	int rc = store_key_get(f->v->db, f->key_id, &k);
 
 	*why = rc < 0 ? "the key cannot be read" : "the key is not in the vault";
 	if (rc <= 0)
-		return NULL;
+		return -1;
+	keylen = k.ctlen - SEAL_TAG_LEN;
+	rc = -1;
 	if (strcmp(k.provider, f->route.provider) != 0)
 		*why = "the key belongs to another provider";
-	else if ((pt = malloc(k.ctlen - SEAL_TAG_LEN)) == NULL)
-		*why = "out of memory";
-	else if (seal_open(&f->v->seal, f->key_id, k.master_version, k.nonce, k.ct, k.ctlen, pt) !=
-	    0) {
+	else if ((s = keyring_for(&f->v->keys, k.master_version)) == NULL)
+		*why = "the key is sealed under a master key version not loaded";
+	else if ((key = fwd_secret(f, keylen, &urlcap, &linecap)) == NULL)
+		*why = "cannot lock memory for the key";
+	else if (seal_open(s, f->key_id, k.master_version, k.nonce, k.ct, k.ctlen, key) != 0) {
 		log_err("key %s does not open under the master key", f->key_id);
 		*why = "the key cannot be opened";
-		free(pt);
-		pt = NULL;
-	} else
-		*keylen = k.ctlen - SEAL_TAG_LEN;
+	} else if (request_url(f->pv, f->target, key, keylen, f->url, urlcap) != 0 ||
+	    request_headers(f->pv, f->headers, f->hlen, key, keylen, f->url + urlcap, linecap,
+		f->keynode, &f->slist) != 0)
+		*why = "cannot set up the upstream call";
+	else {
+		f->generation = k.generation;
+		rc = 0;
+	}
+	if (key != NULL)
+		mbedtls_platform_zeroize(key, keylen);
 	free(k.ct);
-	return pt;
+	return rc;
 }
 
 static void
 fwd_call(struct fwd *f)
 {
 	const char *why = "cannot set up the upstream call";
-	size_t keylen = 0;
-	uint8_t *key = fwd_open_key(f, &keylen, &why);
-	int rc = -1;
+	int rc;
 
 	f->state = FWD_RUNNING;
 	f->called = 1;
 	f->t0 = uv_hrtime();
-	if (key != NULL) {
-		rc = fwd_build(f, key, keylen);
-		mbedtls_platform_zeroize(key, keylen);
-		free(key);
-	}
+	rc = fwd_build(f, &why);
 	if (rc == 0 && ((f->easy = curl_easy_init()) == NULL || fwd_options(f) != 0 ||
 			   upstream_add(&f->v->up, f->easy) != 0)) {
 		curl_easy_cleanup(f->easy);
 		f->easy = NULL;
+		why = "cannot set up the upstream call";
 		rc = -1;
 	}
 	if (rc != 0) {
@@ -441,6 +479,7 @@ fwd_outcome(struct fwd *f, uint8_t failure)
 	o.status = f->status;
 	o.latency_ms = f->latency_ms;
 	o.failure = failure;
+	o.retry_after_s = f->retry_after;
 	if (ipc_request(f->v->d->ipc, ROLE_ROUTER, IPC_OUTCOME, &o, OUTCOME_TIMEOUT_MS,
 		fwd_on_outcome_reply, NULL) == 0)
 		log_info("router not linked: the outcome of grant %s is dropped", f->use.grant_id);
@@ -450,17 +489,18 @@ static void
 fwd_wipe_call(struct fwd *f)
 {
 	if (f->easy != NULL) {
+		if (f->first_byte)
+			upstream_count(&f->v->up, f->easy);
 		upstream_remove(&f->v->up, f->easy);
 		curl_easy_cleanup(f->easy);
 		f->easy = NULL;
 	}
-	request_slist_free(f->slist);
+	request_slist_free(f->slist, f->keynode);
 	f->slist = NULL;
-	if (f->url != NULL) {
-		mbedtls_platform_zeroize(f->url, f->urlcap);
-		free(f->url);
-		f->url = NULL;
-	}
+	secmem_free(f->secret);
+	f->secret = NULL;
+	f->keynode = NULL;
+	f->url = NULL;
 }
 
 static void

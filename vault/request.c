@@ -5,12 +5,15 @@
  *
  * Security stance: the edge already filtered the buyer's headers, but the
  * vault filters again (defence in depth): nothing that frames the message,
- * routes it, or carries a credential passes, and no buyer header may carry
- * the provider's key header or one of its fixed headers, so the only key an
- * upstream ever sees is the one the vault injected. Header lines are checked
+ * routes it, or carries a credential on any API we know passes (the
+ * credential headers of every provider in the catalogue and then some), and
+ * no buyer header may carry the provider's key header or one of its fixed
+ * headers, so the only key an upstream ever sees is the one the vault
+ * injected. Header lines are checked
  * strictly (token names, no CR, LF or NUL in values), so a line from the edge
  * cannot split the upstream request. The key is written only into buffers
- * the caller wipes; no function here logs.
+ * the caller wipes (and the key's header line into a list node the caller
+ * owns, in locked memory); no function here logs.
  */
 #include "vault/vault.h"
 
@@ -129,8 +132,28 @@ request_check(const char *target, const uint8_t *headers, size_t len, const char
 /* Request headers that never pass upstream, whatever the edge sent. */
 static const char *const drop_request[] = {
     "host", "content-length", "transfer-encoding", "connection", "keep-alive", "te",
-    "trailer", "upgrade", "expect", "authorization", "payment-authorization",
+    "trailer", "upgrade", "expect",
 };
+
+/*
+ * Headers that carry a credential on some API: a buyer's copy would let the
+ * buyer act with their own key in the seller's name, or probe for the
+ * seller's account. Every auth header of the shipped catalogue is here.
+ */
+static const char *const credential_headers[] = {
+    "authorization", "payment-authorization", "cookie", "x-api-key", "api-key", "xi-api-key",
+    "x-goog-api-key", "x-auth-token", "x-access-token", "openai-organization",
+    "openai-project", "x-goog-user-project",
+};
+
+int
+request_is_credential(const char *name, size_t n)
+{
+	for (size_t i = 0; i < sizeof(credential_headers) / sizeof(credential_headers[0]); i++)
+		if (strlen(credential_headers[i]) == n && strncasecmp(name, credential_headers[i], n) == 0)
+			return 1;
+	return n >= 6 && strncasecmp(name, "proxy-", 6) == 0;
+}
 
 static int
 drop_for_upstream(const struct provider *pv, const struct hline *h)
@@ -138,7 +161,7 @@ drop_for_upstream(const struct provider *pv, const struct hline *h)
 	for (size_t i = 0; i < sizeof(drop_request) / sizeof(drop_request[0]); i++)
 		if (name_is(h, drop_request[i]))
 			return 1;
-	if (h->nlen >= 6 && strncasecmp(h->name, "proxy-", 6) == 0)
+	if (request_is_credential(h->name, h->nlen))
 		return 1;
 	if (pv->auth_header[0] != '\0' && name_is(h, pv->auth_header))
 		return 1;
@@ -173,8 +196,10 @@ slist_add_line(struct curl_slist **list, char *line, size_t cap, const char *nam
 
 int
 request_headers(const struct provider *pv, const uint8_t *headers, size_t len,
-    const uint8_t *key, size_t keylen, char *line, size_t linecap, struct curl_slist **list)
+    const uint8_t *key, size_t keylen, char *line, size_t linecap, struct curl_slist *keynode,
+    struct curl_slist **list)
 {
+	struct curl_slist *tail;
 	struct hline h;
 	size_t pos = 0;
 	int rc, ctype = 0;
@@ -198,18 +223,30 @@ request_headers(const struct provider *pv, const uint8_t *headers, size_t len,
 			return -1;
 	if (pv->auth_header[0] == '\0')
 		return 0;
-	rc = slist_add_line(list, line, linecap, pv->auth_header, strlen(pv->auth_header),
-	    pv->auth_prefix, (const char *)key, keylen);
-	mbedtls_platform_zeroize(line, linecap);
-	return rc;
+	/* The key's line stays in the caller's locked buffer; the list points at it. */
+	rc = snprintf(line, linecap, "%s: %s%.*s", pv->auth_header, pv->auth_prefix, (int)keylen,
+	    (const char *)key);
+	if (rc < 0 || (size_t)rc >= linecap) {
+		mbedtls_platform_zeroize(line, linecap);
+		return -1;
+	}
+	keynode->data = line;
+	keynode->next = NULL;
+	for (tail = *list; tail->next != NULL; tail = tail->next)
+		;
+	tail->next = keynode;
+	return 0;
 }
 
 void
-request_slist_free(struct curl_slist *list)
+request_slist_free(struct curl_slist *list, const struct curl_slist *keynode)
 {
-	for (struct curl_slist *l = list; l != NULL; l = l->next)
+	for (struct curl_slist *l = list; l != NULL; l = l->next) {
+		if (l->next == keynode)
+			l->next = NULL; /* the caller's: not libcurl's to free */
 		if (l->data != NULL)
 			mbedtls_platform_zeroize(l->data, strlen(l->data));
+	}
 	curl_slist_free_all(list);
 }
 

@@ -6,18 +6,28 @@
  * uv_poll per socket) and when to call it back (CURLMOPT_TIMERFUNCTION: one
  * uv_timer); we hand readiness and timeouts back with
  * curl_multi_socket_action and collect finished transfers with
- * curl_multi_info_read. The multi handle keeps connections (HTTP/2 ones
- * multiplexed) for reuse across transfers.
+ * curl_multi_info_read. The multi handle keeps connections for reuse across
+ * transfers: HTTP/1.1 keep-alive connections in its cache (max_idle of
+ * them), HTTP/2 ones multiplexed (CURLPIPE_MULTIPLEX; forward.c asks each
+ * transfer to wait for a multiplexable connection rather than open one),
+ * at most max_host per upstream host when that is set.
  *
  * Security stance: this file moves bytes; it never sees the key except as
- * libcurl does. It never calls back into libcurl from inside a libcurl
- * callback: the timer callback only starts a uv timer, even for 0 ms.
+ * libcurl does. libcurl copies what it is given (the URL, which holds the
+ * key for a provider that takes it as a query parameter) and builds the
+ * request head in its own buffers: every block libcurl frees goes through
+ * wipe_free, which zeroes it first, so those copies do not outlive the
+ * call in free heap memory. It never calls back into libcurl from inside a
+ * libcurl callback: the timer callback only starts a uv timer, even for 0 ms.
  */
 #include "vault/vault.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <mbedtls/platform_util.h>
 
 #include "common/log.h"
 
@@ -30,6 +40,56 @@ struct upstream_sock {
 };
 
 static void upstream_drive(struct upstream *u, curl_socket_t fd, int flags);
+
+/* libcurl's allocator: as libc's, but every block is wiped before it is freed. */
+
+static void
+wipe_free(void *p)
+{
+	if (p == NULL)
+		return;
+	mbedtls_platform_zeroize(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+wipe_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void *
+wipe_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+static char *
+wipe_strdup(const char *s)
+{
+	return strdup(s);
+}
+
+/* Never realloc in place: the old block must be wiped, wherever the new one lands. */
+static void *
+wipe_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		wipe_free(p);
+		return NULL;
+	}
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	wipe_free(p);
+	return q;
+}
 
 static void
 sock_on_closed(uv_handle_t *h)
@@ -167,8 +227,8 @@ upstream_drive(struct upstream *u, curl_socket_t fd, int flags)
 }
 
 int
-upstream_init(struct upstream *u, uv_loop_t *loop, upstream_done_fn done, void *arg,
-    char *err, size_t errlen)
+upstream_init(struct upstream *u, uv_loop_t *loop, long max_host, long max_idle,
+    upstream_done_fn done, void *arg, char *err, size_t errlen)
 {
 	CURLcode g;
 
@@ -176,7 +236,8 @@ upstream_init(struct upstream *u, uv_loop_t *loop, upstream_done_fn done, void *
 	u->loop = loop;
 	u->done = done;
 	u->arg = arg;
-	if ((g = curl_global_init(CURL_GLOBAL_DEFAULT)) != CURLE_OK) {
+	if ((g = curl_global_init_mem(CURL_GLOBAL_DEFAULT, wipe_malloc, wipe_free, wipe_realloc,
+		 wipe_strdup, wipe_calloc)) != CURLE_OK) {
 		snprintf(err, errlen, "curl_global_init: %s", curl_easy_strerror(g));
 		return -1;
 	}
@@ -193,7 +254,9 @@ upstream_init(struct upstream *u, uv_loop_t *loop, upstream_done_fn done, void *
 	    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u) != CURLM_OK ||
 	    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
 	    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u) != CURLM_OK ||
-	    curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK) {
+	    curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX) != CURLM_OK ||
+	    curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host) != CURLM_OK ||
+	    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, max_idle) != CURLM_OK) {
 		snprintf(err, errlen, "cannot set up the libcurl multi handle");
 		upstream_free(u);
 		return -1;
@@ -237,4 +300,17 @@ upstream_remove(struct upstream *u, CURL *easy)
 
 	if (rc != CURLM_OK)
 		log_warnx("curl_multi_remove_handle: %s", curl_multi_strerror(rc));
+}
+
+void
+upstream_count(struct upstream *u, CURL *easy)
+{
+	long n = 0;
+
+	if (curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &n) != CURLE_OK)
+		return;
+	if (n > 0)
+		u->opened += (uint64_t)n;
+	else
+		u->reused++;
 }

@@ -2,10 +2,15 @@
  * vault.c — the vault's state as a whole: start, health and stop.
  *
  * Start: harden the process (no core dumps, not dumpable, so a crash or a
- * debugger attached by another user cannot read keys out of memory), read the
- * master key and the grant secret, load the provider catalogue, open
- * vault.db, load the grants already used, and set up libcurl on the loop.
- * Any failure stops the vault with a message naming the file at fault.
+ * debugger attached by another user cannot read keys out of memory), open
+ * vault.db, load the master keys and check them against it (master.c), open
+ * the intake key pairs (kem.c), read the grant secret, load the provider
+ * catalogue and the grants already used, and set up libcurl on the loop.
+ * Any failure stops the vault with a message naming the file at fault and
+ * what to do.
+ *
+ * The vault listens on nothing but its IPC socket (a Unix socket): it has
+ * no inbound network, and its only outbound traffic is the upstream calls.
  *
  * Stop: commit what is queued, end every FORWARD in progress with
  * FWD_END ok = 0, then close libcurl and the database and wipe the secrets.
@@ -31,7 +36,7 @@
 /* Used grants are kept this long past their expiry, in case the clock steps back. */
 #define PRUNE_SLACK_S 300
 
-static int
+int
 vault_harden(char *err, size_t errlen)
 {
 	struct rlimit none = {0, 0};
@@ -46,14 +51,10 @@ vault_harden(char *err, size_t errlen)
 static int
 vault_secrets(struct vault *v, char *err, size_t errlen)
 {
-	uint8_t master[SEAL_KEY_LEN];
-	int n, rc;
+	int n;
 
-	if (seal_load_master(v->cfg->master_key_file, master, err, errlen) != 0)
-		return -1;
-	rc = seal_init(&v->seal, master, SEAL_MASTER_VERSION, err, errlen);
-	mbedtls_platform_zeroize(master, sizeof(master));
-	if (rc != 0)
+	if (keyring_open(&v->keys, v->db, v->cfg, err, errlen) != 0 ||
+	    kem_open(&v->kem, v->db, &v->keys, err, errlen) != 0)
 		return -1;
 	n = cfg_read_secret(v->cfg->grant_secret_file, v->grant_secret, 32,
 	    sizeof(v->grant_secret), err, errlen);
@@ -105,17 +106,20 @@ vault_start(struct vault *v, struct daemon *d, const struct vault_cfg *cfg, char
 	memset(v, 0, sizeof(*v));
 	v->cfg = cfg;
 	v->d = d;
-	if (vault_harden(err, errlen) != 0 || vault_secrets(v, err, errlen) != 0 ||
+	if (vault_harden(err, errlen) != 0 || vault_open(v, err, errlen) != 0 ||
+	    vault_secrets(v, err, errlen) != 0 ||
 	    providers_load(cfg->providers, &v->cat, err, errlen) != 0 ||
-	    vault_open(v, err, errlen) != 0 ||
-	    upstream_init(&v->up, d->loop, forward_done, v, err, errlen) != 0)
+	    upstream_init(&v->up, d->loop, (long)cfg->max_host_connections,
+		(long)cfg->max_idle_connections, forward_done, v, err, errlen) != 0)
 		return -1;
 	uv_timer_init(d->loop, &v->prune);
 	v->prune.data = v;
 	v->prune_open = 1;
 	uv_timer_start(&v->prune, vault_on_prune, PRUNE_EVERY_MS, PRUNE_EVERY_MS);
 	uv_unref((uv_handle_t *)&v->prune);
-	log_info("%zu providers, %zu used grants remembered", v->cat.n, v->used.n);
+	log_info("%zu providers, %zu used grants remembered, master key version %u%s, intake key "
+		 "%s", v->cat.n, v->used.n, (unsigned)v->keys.cur->version,
+	    v->keys.prev != NULL ? " (and the previous one)" : "", kem_current(&v->kem)->kid);
 	return 0;
 }
 
@@ -135,7 +139,9 @@ vault_stop(struct vault *v)
 	v->db = NULL;
 	grant_set_free(&v->used);
 	providers_free(&v->cat);
-	seal_free(&v->seal);
+	keys_free_retiring(v);
+	kem_close(&v->kem);
+	keyring_close(&v->keys);
 	mbedtls_platform_zeroize(v->grant_secret, sizeof(v->grant_secret));
 }
 
@@ -147,5 +153,11 @@ vault_health(struct vault *v, struct ipc_health_rep *rep)
 		snprintf(rep->detail, sizeof(rep->detail), "database closed");
 		return;
 	}
-	snprintf(rep->detail, sizeof(rep->detail), "ok, %zu calls in progress", v->nfwds);
+	/* The group commit's figures first: the detail is cut at its size. */
+	snprintf(rep->detail, sizeof(rep->detail),
+	    "ok, %zu calls, %zu paused; %llu writes in %llu commits; upstream conns %llu opened, "
+	    "%llu reused; %llu rotated, %llu wiped; %zu B locked",
+	    v->nfwds, forward_paused(v), dbq_writes(v->q), dbq_batches(v->q),
+	    (unsigned long long)v->up.opened, (unsigned long long)v->up.reused,
+	    (unsigned long long)v->rotations, (unsigned long long)v->wiped, secmem_in_use());
 }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# bench.sh BUILD_DIR — paid requests through the whole cn2 pipeline, the same
+# bench.sh BUILD_DIR — the router's cost per paid request (QUOTE + ASSIGN) by number of
+# listings (router_bench.c); then paid requests through the whole cn2 pipeline, the same
 # upstream behind nginx as a plain reverse proxy, and the upstream directly,
 # in one run on this machine. Prints requests/s, p50/p99 latency and CPU µs
 # per request of the proxy's processes for each, and the ratios.
@@ -23,6 +24,10 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+
+# The router alone: QUOTE + ASSIGN with 100, 1,000 and 10,000 listings for one provider.
+"$B/tests/bench/router_bench" "${BENCH_ROUTER_PAIRS:-4000}"
+echo
 
 for t in wrk nginx; do
 	command -v $t >/dev/null || [ -x /usr/sbin/$t ] || { echo "bench: $t is missing (./setup.sh bench installs it)"; exit 1; }

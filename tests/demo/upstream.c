@@ -2,11 +2,11 @@
  * upstream.c — cn2-demo-upstream: a fake of an OpenAI-compatible provider
  * API, for local use (`cn2 up`) and for tests.
  *
- *   cn2-demo-upstream -l 127.0.0.1:8090 -k demo.key [-n events] [-i interval_ms]
+ *   cn2-demo-upstream -l 127.0.0.1:8090 -k demo.key [-k more.key]… [-n events] [-i interval_ms]
  *
  * Routes (every /v1 request must carry "Authorization: Bearer <key>"
- * exactly, where the key is the content of the -k file; else 401 with an
- * OpenAI-style error):
+ * exactly, where the key is the content of one of the -k files, up to 8:
+ * key 0 is the first; else 401 with an OpenAI-style error):
  *
  *   GET  /v1/models            a list with "demo-1"
  *   POST /v1/chat/completions  {"model", "messages"}: a chat.completion whose
@@ -26,8 +26,13 @@
  *        "events", "interval_ms"      the stream's shape
  *        "pad_bytes"                  add this many bytes of padding to each event
  *        "reset": true                back to the defaults (first, if combined)
- *   GET  /_demo/stats    {"requests", "by_route", "last_auth_ok"}: /v1 requests
- *                        only, so tests can count upstream calls
+ *        or, for one key: "key": <index> with any of "fail_status" +
+ *        "fail_count" (that key's next N requests), "drop_count" (close
+ *        them with no answer at all), "retry_after" (a Retry-After header
+ *        on its injected failures), "reset": true (that key's controls only)
+ *   GET  /_demo/stats    {"requests", "by_route", "by_key", "last_auth_ok"}:
+ *                        /v1 requests only, so tests can count upstream calls;
+ *                        by_key counts the requests each key authenticated
  *
  * HTTP/1.1 with keep-alive; request bodies by Content-Length or chunked,
  * parsed by common/http.c. Security stance: it is a test fake, but it still
@@ -57,16 +62,25 @@
 #define KEY_LEN 64
 #define EVENTS_MAX 1000
 #define PAD_MAX 65536
+#define KEYS_MAX 8
 
 struct demo_ctl {
 	int fail_status, fail_count, delay_ms, cut_after, events, interval_ms, pad_bytes;
+};
+
+/* Failure injection for one key, after it authenticated. */
+struct key_ctl {
+	int fail_status, fail_count, drop_count, retry_after;
+	unsigned long requests;
 };
 
 struct demo {
 	uv_loop_t *loop;
 	uv_tcp_t listener;
 	uv_signal_t sigterm, sigint;
-	char bearer[7 + KEY_LEN + 1]; /* "Bearer <key>" */
+	char bearer[KEYS_MAX][7 + KEY_LEN + 1]; /* "Bearer <key>" */
+	int nkeys;
+	struct key_ctl keys[KEYS_MAX];
 	struct demo_ctl def, ctl;
 	unsigned long requests, n_models, n_chat, n_other;
 	int last_auth_ok;
@@ -262,13 +276,14 @@ conn_done(struct dconn *c)
 	conn_advance(c);
 }
 
-/* Queue a whole response: head (with Content-Length) and body. */
+/* Queue a whole response: head (with Content-Length, and extra header lines) and body. */
 static int
-conn_prepare(struct dconn *c, int status, const char *ctype, const char *body)
+conn_prepare_extra(struct dconn *c, int status, const char *extra, const char *ctype,
+    const char *body)
 {
 	char head[1024];
 	size_t blen = strlen(body);
-	int n = http_write_head(head, sizeof(head), status, NULL, ctype, (int64_t)blen,
+	int n = http_write_head(head, sizeof(head), status, extra, ctype, (int64_t)blen,
 	    c->keep_alive);
 
 	if (n < 0 || (c->resp = malloc((size_t)n + blen)) == NULL)
@@ -277,6 +292,12 @@ conn_prepare(struct dconn *c, int status, const char *ctype, const char *body)
 	memcpy(c->resp + n, body, blen);
 	c->resplen = (size_t)n + blen;
 	return 0;
+}
+
+static int
+conn_prepare(struct dconn *c, int status, const char *ctype, const char *body)
+{
+	return conn_prepare_extra(c, status, NULL, ctype, body);
 }
 
 static void
@@ -563,6 +584,40 @@ ctl_known(const char *name)
 	return 0;
 }
 
+/* Controls of one key ("key": its index): its own injected failures. */
+static int
+key_ctl_apply(struct demo *d, cJSON *root)
+{
+	static const char *const names[] = {
+	    "key", "reset", "fail_status", "fail_count", "drop_count", "retry_after",
+	};
+	struct key_ctl n;
+	int idx = -1;
+	size_t i;
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, root) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			if (it->string != NULL && strcmp(it->string, names[i]) == 0)
+				break;
+		if (i == sizeof(names) / sizeof(names[0]))
+			return -1;
+	}
+	if (ctl_int(root, "key", 0, d->nkeys - 1, &idx) != 0 || idx < 0)
+		return -1;
+	n = d->keys[idx];
+	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "reset")))
+		n.fail_status = n.fail_count = n.drop_count = n.retry_after = 0;
+	if (ctl_int(root, "fail_status", 100, 599, &n.fail_status) != 0 ||
+	    ctl_int(root, "fail_count", 0, 1000000, &n.fail_count) != 0 ||
+	    ctl_int(root, "drop_count", 0, 1000000, &n.drop_count) != 0 ||
+	    ctl_int(root, "retry_after", 0, 86400, &n.retry_after) != 0 ||
+	    (n.fail_count > 0 && n.fail_status == 0))
+		return -1;
+	d->keys[idx] = n;
+	return 0;
+}
+
 static int
 ctl_apply(struct demo *d, cJSON *root)
 {
@@ -571,6 +626,8 @@ ctl_apply(struct demo *d, cJSON *root)
 
 	if (!cJSON_IsObject(root))
 		return -1;
+	if (cJSON_GetObjectItemCaseSensitive(root, "key") != NULL)
+		return key_ctl_apply(d, root);
 	cJSON_ArrayForEach(it, root)
 		if (it->string == NULL || !ctl_known(it->string))
 			return -1;
@@ -611,8 +668,11 @@ handle_stats(struct dconn *c)
 {
 	struct demo *d = c->demo;
 	cJSON *root = cJSON_CreateObject(), *by = cJSON_CreateObject();
+	cJSON *keys = cJSON_AddArrayToObject(root, "by_key");
 	char *s;
 
+	for (int i = 0; i < d->nkeys; i++)
+		cJSON_AddItemToArray(keys, cJSON_CreateNumber((double)d->keys[i].requests));
 	cJSON_AddNumberToObject(root, "requests", (double)d->requests);
 	cJSON_AddItemToObject(root, "by_route", by);
 	cJSON_AddNumberToObject(by, "GET /v1/models", (double)d->n_models);
@@ -632,13 +692,13 @@ is(const char *p, size_t n, const char *s)
 	return strlen(s) == n && memcmp(p, s, n) == 0;
 }
 
-/* Exactly one Authorization field, equal to "Bearer <key>". */
+/* Exactly one Authorization field, equal to "Bearer <key>": the key's index, or -1. */
 static int
-auth_ok(struct dconn *c)
+auth_key(struct dconn *c)
 {
 	const struct http_request *r = &c->req;
 	const struct http_header *h = NULL;
-	size_t want = strlen(c->demo->bearer), n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < r->nheaders; i++)
 		if (r->headers[i].name_len == 13 &&
@@ -646,8 +706,36 @@ auth_ok(struct dconn *c)
 			h = &r->headers[i];
 			n++;
 		}
-	return n == 1 && h->value_len == want &&
-	    mbedtls_ct_memcmp(h->value, c->demo->bearer, want) == 0;
+	for (int k = 0; n == 1 && k < c->demo->nkeys; k++)
+		if (h->value_len == strlen(c->demo->bearer[k]) &&
+		    mbedtls_ct_memcmp(h->value, c->demo->bearer[k], h->value_len) == 0)
+			return k;
+	return -1;
+}
+
+/*
+ * A failure injected for the key that authenticated: 1 with *rc set (-1:
+ * close the connection with no answer at all), or 0 to serve as usual.
+ */
+static int
+key_failure(struct dconn *c, struct key_ctl *k, int *rc)
+{
+	char extra[64] = "", *body;
+
+	if (k->drop_count > 0) {
+		k->drop_count--;
+		*rc = -1;
+		return 1;
+	}
+	if (k->fail_count == 0)
+		return 0;
+	k->fail_count--;
+	if (k->retry_after > 0)
+		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", k->retry_after);
+	body = error_json("injected failure", "server_error", NULL);
+	*rc = body != NULL ? conn_prepare_extra(c, k->fail_status, extra, "application/json", body) : -1;
+	free(body);
+	return 1;
 }
 
 static int
@@ -657,6 +745,7 @@ route_v1(struct dconn *c, const char *path, size_t plen)
 	const char *m = c->req.method;
 	size_t ml = c->req.method_len;
 	int models = is(path, plen, "/v1/models"), chat = is(path, plen, "/v1/chat/completions");
+	int key, rc;
 
 	d->requests++;
 	if (models && is(m, ml, "GET"))
@@ -669,9 +758,12 @@ route_v1(struct dconn *c, const char *path, size_t plen)
 		d->ctl.fail_count--;
 		return reply_error(c, d->ctl.fail_status, "injected failure", "server_error", NULL);
 	}
-	if (!(d->last_auth_ok = auth_ok(c)))
+	if (!(d->last_auth_ok = (key = auth_key(c)) >= 0))
 		return reply_error(c, 401, "Incorrect API key provided.", "invalid_request_error",
 		    "invalid_api_key");
+	d->keys[key].requests++;
+	if (key_failure(c, &d->keys[key], &rc))
+		return rc;
 	if (models && is(m, ml, "GET"))
 		return handle_models(c);
 	if (chat && is(m, ml, "POST"))
@@ -844,9 +936,10 @@ load_key(struct demo *d, const char *path)
 		fprintf(stderr, "cn2-demo-upstream: %s\n", err);
 		return -1;
 	}
-	memcpy(d->bearer, "Bearer ", 7);
-	memcpy(d->bearer + 7, key, KEY_LEN);
-	d->bearer[7 + KEY_LEN] = '\0';
+	memcpy(d->bearer[d->nkeys], "Bearer ", 7);
+	memcpy(d->bearer[d->nkeys] + 7, key, KEY_LEN);
+	d->bearer[d->nkeys][7 + KEY_LEN] = '\0';
+	d->nkeys++;
 	mbedtls_platform_zeroize(key, sizeof(key));
 	return 0;
 }
@@ -855,10 +948,12 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	    "usage: cn2-demo-upstream -l host:port -k keyfile [-n events] [-i interval_ms]\n"
+	    "usage: cn2-demo-upstream -l host:port -k keyfile [-k keyfile]... [-n events]"
+	    " [-i interval_ms]\n"
 	    "A fake OpenAI-compatible upstream for local use and tests.\n\n"
 	    "  -l host:port   IPv4 address to listen on (e.g. 127.0.0.1:8090)\n"
-	    "  -k keyfile     file holding the expected API key (64 characters, mode 0600)\n"
+	    "  -k keyfile     file holding an accepted API key (64 characters, mode 0600);\n"
+	    "                 up to 8, key 0 first\n"
 	    "  -n events      chunk events per streamed completion (default 5)\n"
 	    "  -i ms          time between events (default 100)\n\n"
 	    "Routes: GET /v1/models, POST /v1/chat/completions (\"stream\": true for SSE);\n"
@@ -866,7 +961,8 @@ usage(FILE *fp)
 }
 
 static int
-parse_args(int argc, char **argv, struct demo *d, const char **listen, const char **keyfile)
+parse_args(int argc, char **argv, struct demo *d, const char **listen, const char **keyfile,
+    int *nkeyfiles)
 {
 	int ch;
 	long v;
@@ -880,7 +976,9 @@ parse_args(int argc, char **argv, struct demo *d, const char **listen, const cha
 			*listen = optarg;
 			break;
 		case 'k':
-			*keyfile = optarg;
+			if (*nkeyfiles == KEYS_MAX)
+				return -1;
+			keyfile[(*nkeyfiles)++] = optarg;
 			break;
 		case 'n':
 		case 'i':
@@ -896,24 +994,26 @@ parse_args(int argc, char **argv, struct demo *d, const char **listen, const cha
 			return -1;
 		}
 	}
-	return optind == argc && *listen != NULL && *keyfile != NULL ? 0 : -1;
+	return optind == argc && *listen != NULL && *nkeyfiles > 0 ? 0 : -1;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct demo *d = &the_demo;
-	const char *listen = NULL, *keyfile = NULL;
+	const char *listen = NULL, *keyfile[KEYS_MAX];
 	struct sockaddr_in sa;
-	int rc;
+	int rc, nkeyfiles = 0;
 
 	log_set_ident("cn2-demo-upstream");
-	if (parse_args(argc, argv, d, &listen, &keyfile) != 0 || parse_listen(listen, &sa) != 0) {
+	if (parse_args(argc, argv, d, &listen, keyfile, &nkeyfiles) != 0 ||
+	    parse_listen(listen, &sa) != 0) {
 		usage(stderr);
 		return 2;
 	}
-	if (load_key(d, keyfile) != 0)
-		return 1;
+	for (int i = 0; i < nkeyfiles; i++)
+		if (load_key(d, keyfile[i]) != 0)
+			return 1;
 	d->ctl = d->def;
 	signal(SIGPIPE, SIG_IGN);
 	d->loop = uv_default_loop();

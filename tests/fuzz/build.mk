@@ -30,9 +30,17 @@ $(eval $(call FUZZ_target,fuzz_http_response,$(FUZZ_HTTP_SRC)))
 $(eval $(call FUZZ_target,fuzz_http_chunked,$(FUZZ_HTTP_SRC)))
 $(eval $(call FUZZ_target,fuzz_ipc_decode,common/ipc_msg.c common/log.c))
 $(eval $(call FUZZ_target,fuzz_jwt,common/jwt.c common/b64url.c common/utf8.c))
-$(eval $(call FUZZ_target,fuzz_keys,platform-api/keyparse.c common/money.c common/utf8.c))
+$(eval $(call FUZZ_target,fuzz_keys,platform-api/keyparse.c platform-api/terms.c common/money.c common/utf8.c common/b64url.c common/timefmt.c common/log.c))
 $(eval $(call FUZZ_target,fuzz_vault_headers,vault/request.c common/http.c common/utf8.c common/log.c))
 $(eval $(call FUZZ_target,fuzz_mpp,common/mpp.c common/b64url.c common/jcs.c common/utf8.c common/timefmt.c common/log.c))
+$(eval $(call FUZZ_target,fuzz_hpke,common/hpke.c))
+$(eval $(call FUZZ_target,fuzz_processors,$(filter-out payments/main.c,$(wildcard payments/*.c)) $(filter-out common/hpke.c,$(wildcard common/*.c))))
+
+FUZZ_POOL_SRC := platform-api/terms.c router/select.c router/pool.c router/index.c router/score.c \
+	router/limits.c common/money.c common/timefmt.c common/providers.c common/log.c
+$(eval $(call FUZZ_target,fuzz_listing_terms,$(FUZZ_POOL_SRC)))
+$(eval $(call FUZZ_target,fuzz_retry_after,vault/retry.c))
+$(eval $(call FUZZ_target,fuzz_disputes,platform-api/disputeparse.c common/b64url.c))
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \

@@ -6,7 +6,8 @@
  *
  * Checks: a header block that passes request_check also builds a header
  * list, and every line in it is one "Name: value" line with no CR, LF or NUL
- * (nothing can split the upstream request); the response filter's output
+ * (nothing can split the upstream request) and no buyer credential header
+ * is in it; the response filter's output
  * fits in a quarter more than its input, is itself whole lines, and
  * filtering it again changes nothing.
  */
@@ -31,19 +32,24 @@ static const struct provider fuzz_provider = {
 static void
 fuzz_request(const uint8_t *data, size_t size)
 {
-	struct curl_slist *list = NULL;
+	struct curl_slist *list = NULL, node;
 	const char *why;
 	char line[70000];
 
 	if (request_check("/v1/x", data, size, &why) != 0)
 		return;
 	if (request_headers(&fuzz_provider, data, size, (const uint8_t *)"sk-fuzz-key", 11, line,
-		sizeof(line), &list) != 0)
+		sizeof(line), &node, &list) != 0)
 		abort();
-	for (struct curl_slist *l = list; l != NULL; l = l->next)
-		if (strpbrk(l->data, "\r\n") != NULL || strchr(l->data, ':') == NULL)
+	for (struct curl_slist *l = list; l != NULL; l = l->next) {
+		const char *colon = strchr(l->data, ':');
+
+		if (strpbrk(l->data, "\r\n") != NULL || colon == NULL)
 			abort();
-	request_slist_free(list);
+		if (l != &node && request_is_credential(l->data, (size_t)(colon - l->data)))
+			abort();
+	}
+	request_slist_free(list, &node);
 }
 
 static void

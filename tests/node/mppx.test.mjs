@@ -11,6 +11,13 @@
  * hand-built Credential.serialize is accepted, and that a replayed
  * credential is refused with invalid-challenge.
  *
+ * Lightning: cn2-payments is pointed at the fake LND node
+ * (tests/fakes/fake.mjs lnd, over TLS with the self-signed certificate
+ * `cn2 init` made for this run), and a `lightning` charge client built the
+ * same way pays with the preimage the fake hands to the test, as a wallet
+ * would after paying the invoice. mppx ships no lightning client; the
+ * request and payload schemas here are the Lightning charge draft's.
+ *
  * Security stance: everything listens on and talks to 127.0.0.1 only; the
  * test secret is read from the temp directory `cn2 up` created and never
  * printed. Every wait is bounded; cn2 runs in its own process group so a
@@ -21,10 +28,11 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
+import { appendFile, chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,6 +63,9 @@ let stderrTail = '';	/* its last stderr output, for failure messages */
 let tmpDir = null;
 let baseUrl = null;	/* http://demo.localhost:<http port> */
 let testSecret = null;	/* raw bytes of secrets/test.key */
+let lnd = null;		/* the fake LND child process */
+let lndPort = 0;
+let lndCert = null;	/* its certificate (PEM), to trust when asking it for a preimage */
 
 /*
  * Free loopback ports: hold every listener open until all are picked so the
@@ -270,10 +281,13 @@ async function assertProblem(res, name, staleId) {
 
 before(async () => {
 	tmpDir = await mkdtemp(path.join(os.tmpdir(), 'cn2-mppx-'));
-	const [httpPort, httpsPort, demoPort] = await freePorts(3);
+	const [httpPort, httpsPort, demoPort, fakePort] = await freePorts(4);
 	const dir = path.join(tmpDir, 'var');
-	cn2 = spawn(CN2, ['up', '--dir', dir, '--http-port', String(httpPort),
-	    '--https-port', String(httpsPort), '--demo-port', String(demoPort)], {
+	const ports = ['--dir', dir, '--http-port', String(httpPort), '--https-port', String(httpsPort),
+	    '--demo-port', String(demoPort)];
+	assert.equal(spawnSync(CN2, ['init', ...ports], { stdio: 'ignore' }).status, 0, 'cn2 init');
+	await startLnd(dir, fakePort);
+	cn2 = spawn(CN2, ['up', ...ports], {
 		cwd: REPO,
 		detached: true,
 		stdio: ['ignore', 'pipe', 'pipe'],
@@ -303,7 +317,35 @@ before(async () => {
 	assert.equal(testSecret.length, 64, 'test.key is not 64 bytes');
 });
 
+/*
+ * The fake LND on the certificate cn2 init made (localhost), with a
+ * macaroon of its own; cn2-payments's configuration gets the lightning
+ * method pointed at it.
+ */
+async function startLnd(dir, port) {
+	const mac = path.join(dir, 'secrets', 'lnd.macaroon');
+	await writeFile(mac, '0201036c6e64' + 'ab'.repeat(40) + '\n');
+	await chmod(mac, 0o600);
+	const cert = path.join(dir, 'tls', 'cert.pem');
+	lndCert = await readFile(cert);
+	lndPort = port;
+	lnd = spawn('node', [path.join(REPO, 'tests', 'fakes', 'fake.mjs'), 'lnd', '--port', String(port),
+	    '--cert', cert, '--key', path.join(dir, 'tls', 'key.pem'), '--macaroon', mac], {
+		stdio: ['ignore', 'pipe', 'inherit'],
+	});
+	await withTimeout(new Promise((resolve, reject) => {
+		lnd.stdout.setEncoding('utf8');
+		lnd.stdout.on('data', (s) => s.includes('listening') && resolve());
+		lnd.once('exit', (code) => reject(new Error(`fake LND exited ${code}`)));
+	}), READY_MS, 'fake LND');
+	await appendFile(path.join(dir, 'etc', 'payments.conf'),
+	    `lnd_url = https://localhost:${port}\nlnd_macaroon_file = ${mac}\n` +
+	    `lnd_tls_cert = ${cert}\nlightning_network = regtest\n`);
+}
+
 after(async () => {
+	if (lnd && lnd.exitCode === null)
+		lnd.kill('SIGTERM');
 	if (cn2 && cn2.exitCode === null && cn2.signalCode === null) {
 		cn2.kill('SIGTERM');
 		try {
@@ -375,6 +417,81 @@ test('mppx Challenge parsing reads what cn2 sent; Credential.serialize is accept
 	const paid = await loopbackFetch(`${baseUrl}/v1/chat/completions`,
 	    chatRequest({ Authorization: credential }));
 	await assertPaid(paid);
+});
+
+/* The Lightning charge draft's request and payload, as an mppx method. */
+const lightningCharge = Method.from({
+	name: 'lightning',
+	intent: 'charge',
+	schema: {
+		request: z.object({
+			amount: z.string(),
+			currency: z.string(),
+			methodDetails: z.object({
+				invoice: z.string(),
+				paymentHash: z.string(),
+				network: z.optional(z.string()),
+			}),
+		}),
+		credential: {
+			payload: z.object({ preimage: z.string() }),
+		},
+	},
+});
+
+/* The buyer's wallet: it "pays" the invoice and learns the preimage, from the fake LND. */
+function preimageFor(hash) {
+	return new Promise((resolve, reject) => {
+		https.get({
+			host: 'localhost',
+			port: lndPort,
+			path: `/_fake/preimage?hash=${hash}`,
+			ca: lndCert,
+			lookup: loopbackLookup,
+		}, (res) => {
+			let body = '';
+			res.setEncoding('utf8');
+			res.on('data', (c) => { body += c; });
+			res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body).preimage)
+			    : reject(new Error(`fake LND: ${res.statusCode} ${body}`))));
+		}).on('error', reject);
+	});
+}
+
+test('mppx pays with lightning: an LND invoice, the preimage as proof', async () => {
+	const made = [];
+	const mppx = Mppx.create({
+		methods: [Method.toClient(lightningCharge, {
+			async createCredential({ challenge }) {
+				const preimage = await preimageFor(challenge.request.methodDetails.paymentHash);
+				const credential = Credential.serialize({ challenge, payload: { preimage } });
+				made.push({ challenge, preimage });
+				return credential;
+			},
+		})],
+		fetch: loopbackFetch,
+		polyfill: false,
+		maxPaymentRetries: 1,
+	});
+	const res = await mppx.fetch(`${baseUrl}/v1/chat/completions`, chatRequest());
+	const text = await res.text();
+	assert.equal(res.status, 200, `status ${res.status}, body: ${text}`);
+	assert.equal(JSON.parse(text).object, 'chat.completion');
+	assert.equal(made.length, 1);
+	const { challenge, preimage } = made[0];
+	assert.equal(challenge.method, 'lightning');
+	assert.equal(challenge.request.currency, 'sat');
+	assert.match(challenge.request.amount, /^[1-9][0-9]*$/);
+	assert.match(challenge.request.methodDetails.invoice, /^lnbcrt[0-9]+n1/);
+	assert.equal(challenge.request.methodDetails.network, 'regtest');
+	const receipt = Receipt.fromResponse(res);
+	assert.equal(receipt.status, 'success');
+	assert.equal(receipt.method, 'lightning');
+	assert.equal(receipt.reference, challenge.request.methodDetails.paymentHash);
+	assert.equal(JSON.parse(b64urlDecode(res.headers.get('payment-receipt'))).challengeId, challenge.id);
+	assert.ok(!res.headers.get('payment-receipt').includes(preimage));
+	assert.equal(createHash('sha256').update(Buffer.from(preimage, 'hex')).digest('hex'),
+	    challenge.request.methodDetails.paymentHash);
 });
 
 test('replaying the credential mppx built gets 402 invalid-challenge', async () => {

@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,7 +352,7 @@ h_curl_setup(CURL *c, struct h_env *e, const char *url, char *full, size_t cap,
 	curl_easy_setopt(c, CURLOPT_URL, full);
 	snprintf(cert, sizeof(cert), "%s/tls/cert.pem", e->dir);
 	curl_easy_setopt(c, CURLOPT_CAINFO, cert);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	if (strncmp(full, "https://", 8) == 0 && (host = full + 8) &&
 	    (colon = strchr(host, ':')) != NULL) {
@@ -594,6 +595,8 @@ h_ipc_call(struct h_ipc *h, enum ipc_role to, uint16_t type, const void *msg,
 
 	if (h_ipc_wait_link(h, to, 5000) != 0)
 		return 0;
+	/* An idle loop's clock is stale: the request's deadline must start now. */
+	uv_update_time(&h->loop);
 	if ((id = ipc_request(h->ipc, to, type, msg, (uint32_t)timeout_ms, h_on_reply, &c)) == 0)
 		return 0;
 	h_ipc_spin(h, timeout_ms + 1000, call_done, &c);
@@ -672,4 +675,220 @@ h_start_demo(struct h_env *e)
 		usleep(20000);
 	}
 	return -1;
+}
+
+int
+h_free_port(void)
+{
+	return free_port();
+}
+
+/* tests/fakes/fake.mjs, found upwards from the build's bin directory. */
+static int
+fake_script(struct h_env *e, char *out, size_t cap)
+{
+	char dir[256], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", e->bindir);
+	for (int i = 0; i < 5; i++) {
+		if (snprintf(out, cap, "%s/tests/fakes/fake.mjs", dir) < (int)cap &&
+		    access(out, R_OK) == 0)
+			return 0;
+		if ((slash = strrchr(dir, '/')) == NULL)
+			break;
+		*slash = '\0';
+	}
+	return -1;
+}
+
+pid_t
+h_start_fake(struct h_env *e, const char *service, int port, const char *const *extra)
+{
+	char script[400], ps[16];
+	const char *argv[24];
+	size_t n = 0;
+	int64_t end = now_ms() + 10000;
+	pid_t pid;
+
+	if (fake_script(e, script, sizeof(script)) != 0)
+		return -1;
+	snprintf(ps, sizeof(ps), "%d", port);
+	argv[n++] = "node";
+	argv[n++] = script;
+	argv[n++] = service;
+	argv[n++] = "--port";
+	argv[n++] = ps;
+	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 22; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	if ((pid = fork()) == 0) {
+		int log = open(e->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(log, STDERR_FILENO);
+		dup2(null, STDOUT_FILENO);
+		execvp("node", (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	while (now_ms() < end) {
+		if (port_open(port))
+			return pid;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(20000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+void
+h_stop_fake(pid_t pid)
+{
+	if (pid > 0)
+		stop_one(pid);
+}
+
+int
+h_conf_append(struct h_env *e, const char *daemon, const char *text)
+{
+	char conf[400];
+	FILE *fp;
+
+	snprintf(conf, sizeof(conf), "%s/etc/%s.conf", e->dir, daemon);
+	if ((fp = fopen(conf, "a")) == NULL)
+		return -1;
+	fputs(text, fp);
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
+/* secrets/demo<i>.key: 64 hex digits from /dev/urandom, mode 0600. */
+static int
+demo_key_write(struct h_env *e, int i, char *path, size_t cap)
+{
+	unsigned char raw[32];
+	char hex[65];
+	int fd, rnd = open("/dev/urandom", O_RDONLY), ok;
+
+	ok = rnd >= 0 && read(rnd, raw, sizeof(raw)) == (ssize_t)sizeof(raw);
+	if (rnd >= 0)
+		close(rnd);
+	for (size_t j = 0; ok && j < sizeof(raw); j++)
+		snprintf(hex + 2 * j, 3, "%02x", raw[j]);
+	snprintf(path, cap, "%s/secrets/demo%d.key", e->dir, i);
+	if (!ok || (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0)
+		return -1;
+	ok = write(fd, hex, 64) == 64;
+	return close(fd) == 0 && ok ? 0 : -1;
+}
+
+int
+h_start_demo_keys(struct h_env *e, int n)
+{
+	char exe[400], listen[64], keys[8][400];
+	const char *argv[24];
+	size_t a = 0;
+	pid_t pid;
+
+	if (n < 1 || n > 8)
+		return -1;
+	snprintf(exe, sizeof(exe), "%s/cn2-demo-upstream", e->bindir);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", e->demo_port);
+	snprintf(keys[0], sizeof(keys[0]), "%s/secrets/demo.key", e->dir);
+	for (int i = 1; i < n; i++)
+		if (demo_key_write(e, i, keys[i], sizeof(keys[i])) != 0)
+			return -1;
+	argv[a++] = exe;
+	argv[a++] = "-l";
+	argv[a++] = listen;
+	for (int i = 0; i < n; i++) {
+		argv[a++] = "-k";
+		argv[a++] = keys[i];
+	}
+	argv[a] = NULL;
+	if ((pid = fork()) == 0) {
+		int log = open(e->logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		dup2(log, STDERR_FILENO);
+		execv(exe, (char *const *)(uintptr_t)argv);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	e->demo_pid = pid;
+	for (int tries = 250; tries > 0 && !port_open(e->demo_port); tries--)
+		usleep(20000);
+	return port_open(e->demo_port) ? 0 : -1;
+}
+
+static int
+first_int(void *arg, int n, char **v, char **names)
+{
+	(void)names;
+	*(long long *)arg = n > 0 && v[0] != NULL ? strtoll(v[0], NULL, 10) : -1;
+	return 1; /* the first row is all we want: stop there */
+}
+
+long long
+h_db_int(struct h_env *e, const char *daemon, const char *sql)
+{
+	char path[400];
+	sqlite3 *db = NULL;
+	long long v = -1;
+
+	snprintf(path, sizeof(path), "%s/db/%s.db", e->dir, daemon);
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(db, 5000) == SQLITE_OK)
+		sqlite3_exec(db, sql, first_int, &v, NULL);
+	sqlite3_close(db);
+	return v;
+}
+
+int64_t
+h_now_ms(void)
+{
+	return now_ms();
+}
+
+int
+h_demo_control(struct h_env *e, const char *json)
+{
+	char url[128];
+	struct h_resp r;
+	int ok;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_demo/control", e->demo_port);
+	if (h_http(e, "POST", url, NULL, json, strlen(json), &r) != 0) {
+		h_resp_free(&r);
+		return -1;
+	}
+	ok = r.status == 200;
+	h_resp_free(&r);
+	return ok ? 0 : -1;
+}
+
+struct ipc *
+h_ipc_listen(struct h_env *e, uv_loop_t *loop, enum ipc_role self,
+    const struct ipc_peer_rule *rules, size_t nrules, ipc_request_fn cb, void *arg)
+{
+	struct ipc_config c;
+	char run[300], err[256];
+	struct ipc *ipc;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(run, sizeof(run), "%s/run", e->dir);
+	c.loop = loop;
+	c.self = self;
+	c.runtime_dir = run;
+	c.accept = rules;
+	c.naccept = nrules;
+	for (int r = 0; r < ROLE_MAX; r++)
+		c.role_uid[r] = getuid();
+	c.on_request = cb;
+	c.arg = arg;
+	if ((ipc = ipc_start(&c, err, sizeof(err))) == NULL)
+		fprintf(stderr, "fake %s: %s\n", ipc_role_name(self), err);
+	return ipc;
 }

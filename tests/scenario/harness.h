@@ -103,3 +103,74 @@ int h_start_demo(struct h_env *e);
 char *h_read(struct h_env *e, const char *rel, size_t *len);
 
 #endif
+
+/*
+ * A loopback fake of a payment processor (tests/fakes/fake.mjs, run by
+ * node): service "lnd", "stripe" or "tempo", on port, with extra arguments
+ * (NULL-terminated). Waits until it accepts connections. Its pid, or -1.
+ * Stop it with h_stop_fake.
+ */
+pid_t h_start_fake(struct h_env *e, const char *service, int port, const char *const *extra);
+void h_stop_fake(pid_t pid);
+/* A free loopback TCP port. */
+int h_free_port(void);
+
+/*
+ * An echo upstream (tests/scenario/echo.c, a forked child on 127.0.0.1:port):
+ * each request is answered 200 application/json {"head": "<request line and
+ * header lines as received>", "body": <bytes of body>} and the connection
+ * closed; a path containing "/slow-sse" is answered with an event stream of
+ * ten events 150 ms apart, each naming the Authorization the request
+ * carried, and one containing "/big-sse" with 16 MiB of events as fast as
+ * the reader takes them. Its pid (stop it with h_stop_fake), or -1. It forks
+ * and then starts threads: call it before the test process has threads of
+ * its own (before h_ipc_open), as a child of a threaded parent may deadlock.
+ */
+pid_t h_echo_start(int port);
+/* `cn2 keys add` (sealed locally) for seller: key in keyfile (a path), price in USD. 0 or -1. */
+int h_keys_add(struct h_env *e, const char *seller, const char *provider, const char *keyfile,
+    const char *price);
+
+/* Append text (whole "key = value" lines) to etc/<daemon>.conf before it starts. 0 or -1. */
+int h_conf_append(struct h_env *e, const char *daemon, const char *text);
+/*
+ * Start the demo upstream accepting n keys (1..8): key 0 is secrets/demo.key,
+ * key i > 0 a new secrets/demo<i>.key (64 random hex digits, mode 0600).
+ * Per-key failures and counts: see tests/demo/upstream.c. 0 or -1.
+ */
+int h_start_demo_keys(struct h_env *e, int n);
+/*
+ * The first column of the first row of sql in the database of daemon
+ * ("router": db/router.db), read while the daemon runs (WAL); -1 if there is
+ * no row or the query fails.
+ */
+long long h_db_int(struct h_env *e, const char *daemon, const char *sql);
+
+/* Monotonic milliseconds. */
+int64_t h_now_ms(void);
+/* POST json to the demo upstream's /_demo/control; 0 when it answered 200. */
+int h_demo_control(struct h_env *e, const char *json);
+/*
+ * A fake daemon in the test process: listen as self on the state
+ * directory's runtime dir, on loop, letting the roles in rules send the
+ * types they list (uids: this process's); each request goes to cb. NULL on
+ * failure. Stop it with ipc_stop.
+ */
+struct ipc *h_ipc_listen(struct h_env *e, uv_loop_t *loop, enum ipc_role self,
+    const struct ipc_peer_rule *rules, size_t nrules, ipc_request_fn cb, void *arg);
+/*
+ * Pay for one request as a buyer with the test method: POST body to url
+ * (as h_http; extra header lines in headers, NULL-terminated, may be NULL),
+ * expect 402, and write "Authorization: Payment …" for its first challenge
+ * into out[0..cap). 0, or -1 (no 402, or no usable challenge).
+ */
+int h_pay_header(struct h_env *e, const char *url, const char *const *headers,
+    const char *body, char *out, size_t cap);
+/*
+ * Edit the state directory's provider catalogue (etc/providers.json, which
+ * the edge and the vault read at start): edit gets its "providers" object.
+ * 0, or -1 if the file cannot be read or written.
+ */
+struct cJSON;
+int h_catalogue_edit(struct h_env *e, void (*edit)(struct cJSON *providers, void *arg),
+    void *arg);

@@ -1,9 +1,11 @@
 /*
  * test_ledger.c — cn2-ledger alone, driven over IPC as payments: pending,
- * post and void with idempotent and conflicting retries; the peer table
- * (platform may not post, the edge may not connect); kill -9 in the middle
- * of a burst of requests, then a restart, and every acknowledged transfer is
- * in ledger.db; finally `cn2-ledger balances`, its output and exit status,
+ * post (plain and with the premium part) and void with idempotent and
+ * conflicting retries; as platform-api: disputes opened, read and resolved,
+ * and a seller's earnings; the peer table (platform may not post, payments
+ * may not dispute, the edge may not connect); kill -9 in the middle of a
+ * burst of requests, then a restart, and every acknowledged transfer is in
+ * ledger.db; finally `cn2-ledger balances`, its output and exit status,
  * against the v_balances view and what the test posted.
  */
 #include <stdarg.h>
@@ -22,73 +24,38 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/scenario/harness.h"
+#include "tests/scenario/ledger_peer.h"
 
 static struct h_env env;
-static struct h_ipc pay; /* we, as payments */
+static struct h_ipc pay;  /* we, as payments */
+static struct h_ipc plat; /* we, as platform-api */
 static const enum ipc_role to_ledger[] = {ROLE_LEDGER};
 
+/* No hold: every capture is available at once. */
 static int
 group_setup(void **state)
 {
 	(void)state;
-	if (h_init(&env, NULL) != 0 || h_start(&env, "ledger") != 0)
-		return -1;
-	return h_ipc_open(&env, &pay, ROLE_PAYMENTS, to_ledger, 1);
+	return lp_up(&env, "earnings_hold_s = 0\n", &pay, &plat);
 }
 
 static int
 group_teardown(void **state)
 {
-	int down;
-
 	(void)state;
-	h_ipc_close(&pay);
-	down = h_down(&env);
-	return down;
+	return lp_down(&env, &pay, &plat);
 }
 
-/* The answer to one request: IPC_ACK, IPC_ERROR (with code and detail), or 0 for none. */
-struct answer {
-	uint16_t type;
-	uint16_t code;
-	char detail[256];
-};
-
-static struct answer
-call(struct h_ipc *h, uint16_t type, const void *msg)
-{
-	struct h_reply r[2];
-	struct answer a;
-	size_t n = h_ipc_call(h, ROLE_LEDGER, type, msg, r, 2, 5000);
-
-	memset(&a, 0, sizeof(a));
-	if (n == 1 && r[0].status == 0) {
-		a.type = r[0].type;
-		if (a.type == IPC_ERROR) {
-			a.code = r[0].msg.error.code;
-			snprintf(a.detail, sizeof(a.detail), "%s", r[0].msg.error.detail);
-		}
-	} else if (n == 1)
-		a.code = (uint16_t)r[0].status;
-	h_replies_free(r, n);
-	return a;
-}
-
-static struct answer
+static struct lp_answer
 pending(const char *id, const char *ref, const char *method, int64_t amount)
 {
 	struct ipc_ledger_pending m;
 
-	memset(&m, 0, sizeof(m));
-	snprintf(m.xfer_id, sizeof(m.xfer_id), "%s", id);
-	snprintf(m.payment_ref, sizeof(m.payment_ref), "%s", ref);
-	snprintf(m.pay_method, sizeof(m.pay_method), "%s", method);
-	m.amount = amount;
-	return call(&pay, IPC_LEDGER_PENDING, &m);
+	lp_pending_msg(&m, id, ref, method, amount);
+	return lp_call(&pay, IPC_LEDGER_PENDING, &m);
 }
 
-static struct answer
+static struct lp_answer
 post(const char *id, const char *seller, int64_t seller_amount)
 {
 	struct ipc_ledger_post m;
@@ -97,60 +64,32 @@ post(const char *id, const char *seller, int64_t seller_amount)
 	snprintf(m.xfer_id, sizeof(m.xfer_id), "%s", id);
 	snprintf(m.seller_id, sizeof(m.seller_id), "%s", seller);
 	m.seller_amount = seller_amount;
-	return call(&pay, IPC_LEDGER_POST, &m);
+	return lp_call(&pay, IPC_LEDGER_POST, &m);
 }
 
-static struct answer
+static struct lp_answer
 avoid(const char *id)
 {
 	struct ipc_ledger_void m;
 
-	memset(&m, 0, sizeof(m));
-	snprintf(m.xfer_id, sizeof(m.xfer_id), "%s", id);
-	return call(&pay, IPC_LEDGER_VOID, &m);
+	lp_void_msg(&m, id);
+	return lp_call(&pay, IPC_LEDGER_VOID, &m);
 }
 
 static void
-want_ack(struct answer a, const char *what)
+want_ack(struct lp_answer a, const char *what)
 {
 	if (a.type != IPC_ACK)
 		fail_msg("%s: want ACK, got type %u code %u \"%s\"", what, a.type, a.code, a.detail);
 }
 
 static void
-want_refused(struct answer a, const char *what, const char *detail)
+want_refused(struct lp_answer a, const char *what, const char *detail)
 {
 	if (a.type != IPC_ERROR || a.code != IPC_ERR_REFUSED)
 		fail_msg("%s: want ERROR refused, got type %u code %u", what, a.type, a.code);
 	if (strstr(a.detail, detail) == NULL)
 		fail_msg("%s: detail \"%s\" lacks \"%s\"", what, a.detail, detail);
-}
-
-/* An integer from ledger.db, read as an auditor would, beside the running daemon. */
-static int64_t
-db_int(const char *sql, const char *arg)
-{
-	char path[400];
-	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	int64_t v = INT64_MIN;
-
-	snprintf(path, sizeof(path), "%s/db/ledger.db", env.dir);
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (arg != NULL)
-		sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
-}
-
-static int64_t
-balance(const char *account)
-{
-	return db_int("SELECT balance FROM v_balances WHERE account = ?1", account);
 }
 
 static void
@@ -164,7 +103,7 @@ test_two_phase(void **state)
 	want_refused(pending("t1", "chal1", "tempo", 1100000), "pending t1, another method",
 	    "conflicts");
 	assert_true(h_log_contains(&env, "pending t1 conflicts with the transfer recorded"));
-	assert_int_equal(balance("escrow"), 1100000);
+	assert_int_equal(lp_balance(&env, "escrow"), 1100000);
 
 	want_ack(post("t1", "sellerA", 1000000), "post t1");
 	want_ack(post("t1", "sellerA", 1000000), "post t1 again");
@@ -181,11 +120,11 @@ test_two_phase(void **state)
 	want_refused(post("t2", "sellerA", 10), "post of voided t2", "was voided");
 	want_refused(pending("t 3", "chal3", "test", 1), "pending with a blank", "invalid xfer_id");
 
-	assert_int_equal(balance("seller:sellerA"), 1000000);
-	assert_int_equal(balance("platform:fees"), 100000);
-	assert_int_equal(balance("escrow"), 0);
-	assert_int_equal(balance("clearing:tempo"), 0);
-	assert_int_equal(db_int("SELECT count(*) FROM transfers", NULL), 4);
+	assert_int_equal(lp_balance(&env, "seller:sellerA"), 1000000);
+	assert_int_equal(lp_balance(&env, "platform:fees"), 100000);
+	assert_int_equal(lp_balance(&env, "escrow"), 0);
+	assert_int_equal(lp_balance(&env, "clearing:tempo"), 0);
+	assert_int_equal(lp_db_int(&env, "SELECT count(*) FROM transfers", NULL), 4);
 }
 
 /* Only payments may post; the edge may not even connect. */
@@ -193,7 +132,7 @@ static void
 test_peer_table(void **state)
 {
 	struct h_ipc platform, edge;
-	struct answer a;
+	struct lp_answer a;
 	struct ipc_ledger_post m;
 
 	(void)state;
@@ -202,7 +141,7 @@ test_peer_table(void **state)
 	snprintf(m.seller_id, sizeof(m.seller_id), "sellerP");
 	m.seller_amount = 1;
 	assert_int_equal(h_ipc_open(&env, &platform, ROLE_PLATFORM, to_ledger, 1), 0);
-	a = call(&platform, IPC_LEDGER_POST, &m);
+	a = lp_call(&platform, IPC_LEDGER_POST, &m);
 	assert_int_equal(a.type, 0);
 	assert_int_equal(a.code, IPC_ERR_CLOSED);
 	h_ipc_close(&platform);
@@ -220,56 +159,24 @@ test_peer_table(void **state)
 #define NBURST 3000
 #define KILL_AFTER 300 /* acknowledged requests */
 
-struct flight {
-	int done;
-	int status;
-	uint16_t type;
-};
-
-static void
-on_reply(void *arg, int status, uint16_t type, const union ipc_any *msg)
-{
-	struct flight *f = arg;
-
-	(void)msg;
-	f->done = 1;
-	f->status = status;
-	f->type = type;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int
-acked(const struct flight *f)
-{
-	return f->done && f->status == 0 && f->type == IPC_ACK;
-}
-
 static size_t
-count(const struct flight *f, int only_acked)
+count(const struct lp_flight *f, int only_acked)
 {
 	size_t n = 0;
 
 	for (size_t i = 0; i < NBURST; i++)
-		n += only_acked ? acked(&f[i]) : f[i].done;
+		n += only_acked ? lp_acked(&f[i]) : f[i].done;
 	return n;
 }
 
 static void
 burst_msg(size_t i, struct ipc_ledger_pending *m)
 {
-	memset(m, 0, sizeof(*m));
-	snprintf(m->xfer_id, sizeof(m->xfer_id), "k%04zu", i);
-	snprintf(m->payment_ref, sizeof(m->payment_ref), "chal-k%04zu", i);
-	snprintf(m->pay_method, sizeof(m->pay_method), "test");
-	m->amount = 1000 + (int64_t)i;
+	char id[16], ref[16];
+
+	snprintf(id, sizeof(id), "k%04zu", i);
+	snprintf(ref, sizeof(ref), "chal-k%04zu", i);
+	lp_pending_msg(m, id, ref, "test", 1000 + (int64_t)i);
 }
 
 /*
@@ -279,51 +186,42 @@ burst_msg(size_t i, struct ipc_ledger_pending *m)
  * sent (the link is down) count as answered without an ACK.
  */
 static void
-stream_and_kill(struct flight *f)
+stream_and_kill(struct lp_flight *f)
 {
 	struct ipc_ledger_pending m;
 	size_t sent = 0;
-	int killed = 0;
-	int64_t end = now_ms() + 20000;
+	int killed = 0, spins = 0;
 
-	while (count(f, 0) < NBURST && now_ms() < end) {
+	while (count(f, 0) < NBURST && spins++ < 200000) {
 		for (int k = 0; k < 8 && sent < NBURST; k++, sent++) {
 			burst_msg(sent, &m);
-			if (ipc_request(pay.ipc, ROLE_LEDGER, IPC_LEDGER_PENDING, &m, 20000, on_reply,
-				&f[sent]) == 0)
-				f[sent] = (struct flight){1, IPC_ERR_UNAVAILABLE, 0};
+			lp_send(&pay, IPC_LEDGER_PENDING, &m, &f[sent]);
 		}
-		uv_run(&pay.loop, UV_RUN_NOWAIT);
+		lp_turn(&pay);
 		if (!killed && count(f, 1) >= KILL_AFTER) {
 			assert_int_equal(h_signal(&env, "ledger", SIGKILL), 0);
 			killed = 1;
 		}
+		if (sent == NBURST)
+			usleep(100);
 	}
 	assert_true(killed);
 	assert_int_equal(count(f, 0), NBURST);
 	/* Let our side see the old connection gone before the restart. */
-	while (ipc_link_up(pay.ipc, ROLE_LEDGER) && now_ms() < end) {
-		uv_run(&pay.loop, UV_RUN_NOWAIT);
+	for (spins = 0; ipc_link_up(pay.ipc, ROLE_LEDGER) && spins < 20000; spins++) {
+		lp_turn(&pay);
 		usleep(1000);
 	}
 	assert_false(ipc_link_up(pay.ipc, ROLE_LEDGER));
 }
 
-/* Spin until the first n requests are answered; each must be an ACK. */
+/* Wait until the first n requests are answered; each must be a success. */
 static void
-wait_all(const struct flight *f, size_t n)
+wait_all(const struct lp_flight *f, size_t n)
 {
-	int64_t end = now_ms() + 30000;
-	size_t done;
-
-	do {
-		uv_run(&pay.loop, UV_RUN_NOWAIT);
-		done = 0;
-		for (size_t i = 0; i < n; i++)
-			done += f[i].done;
-	} while (done < n && now_ms() < end && usleep(200) == 0);
+	lp_wait(&pay, f, n, 30000);
 	for (size_t i = 0; i < n; i++)
-		if (!acked(&f[i]))
+		if (!lp_acked(&f[i]))
 			fail_msg("request %zu: want ACK, got status %d type %u", i, f[i].status,
 			    f[i].type);
 }
@@ -331,61 +229,45 @@ wait_all(const struct flight *f, size_t n)
 static void
 test_kill9_keeps_acked(void **state)
 {
-	static struct flight f[NBURST];
+	static struct lp_flight f[NBURST];
 	struct ipc_ledger_pending m;
 	size_t nacked = 0;
 
 	(void)state;
 	assert_int_equal(h_ipc_wait_link(&pay, ROLE_LEDGER, 5000), 0);
+	/* Our platform-api side would only notice the kill when it next runs: reconnect it after. */
+	h_ipc_close(&plat);
 	stream_and_kill(f);
 	assert_int_equal(h_start(&env, "ledger"), 0);
+	assert_int_equal(h_ipc_open(&env, &plat, ROLE_PLATFORM, to_ledger, 1), 0);
+	assert_int_equal(h_ipc_wait_link(&plat, ROLE_LEDGER, 10000), 0);
 	for (size_t i = 0; i < NBURST; i++) {
 		char id[16];
 
 		snprintf(id, sizeof(id), "k%04zu", i);
-		if (!acked(&f[i]))
+		if (!lp_acked(&f[i]))
 			continue;
 		nacked++;
-		if (db_int("SELECT amount FROM transfers WHERE id = ?1 AND kind = 'pending'", id) !=
-		    1000 + (int64_t)i)
+		if (lp_db_int(&env, "SELECT amount FROM transfers WHERE id = ?1 AND kind = 'pending'",
+			id) != 1000 + (int64_t)i)
 			fail_msg("%s was acknowledged but is not in ledger.db", id);
 	}
 	print_message("# %zu of %d acknowledged before kill -9, %" PRId64 " recorded\n", nacked,
-	    NBURST, db_int("SELECT count(*) FROM transfers WHERE id GLOB 'k*'", NULL));
+	    NBURST, lp_db_int(&env, "SELECT count(*) FROM transfers WHERE id GLOB 'k*'", NULL));
 	assert_true(nacked >= KILL_AFTER && nacked < NBURST);
 	/* Payments retries everything it has no answer for: all of it is recorded, once. */
 	assert_int_equal(h_ipc_wait_link(&pay, ROLE_LEDGER, 5000), 0);
-	memset(f, 0, sizeof(f));
 	for (size_t i = 0; i < NBURST; i++) {
 		burst_msg(i, &m);
-		assert_true(ipc_request(pay.ipc, ROLE_LEDGER, IPC_LEDGER_PENDING, &m, 20000, on_reply,
-				&f[i]) != 0);
+		assert_int_equal(lp_send(&pay, IPC_LEDGER_PENDING, &m, &f[i]), 0);
 	}
 	wait_all(f, NBURST);
-	assert_int_equal(db_int("SELECT count(*) FROM transfers WHERE id GLOB 'k*'", NULL), NBURST);
-	assert_int_equal(balance("escrow"), NBURST * 1000 + NBURST * (NBURST - 1) / 2);
+	assert_int_equal(lp_db_int(&env, "SELECT count(*) FROM transfers WHERE id GLOB 'k*'", NULL),
+	    NBURST);
+	assert_int_equal(lp_balance(&env, "escrow"), NBURST * 1000 + NBURST * (NBURST - 1) / 2);
 }
 
 /* Settle the burst, then the auditor's tool must agree with the view and with us. */
-
-static char *
-run_balances(int *status)
-{
-	char cmd[900], *buf = NULL;
-	size_t len = 0, n;
-	char chunk[4096];
-	FILE *p, *out = open_memstream(&buf, &len);
-
-	assert_non_null(out);
-	snprintf(cmd, sizeof(cmd), "'%s/cn2-ledger' balances -f '%s/etc/ledger.conf' 2>/dev/null",
-	    env.bindir, env.dir);
-	assert_non_null(p = popen(cmd, "r"));
-	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
-		fwrite(chunk, 1, n, out);
-	*status = pclose(p);
-	fclose(out);
-	return buf;
-}
 
 /* The µUSD column of the line for account in the tool's output. */
 static int64_t
@@ -425,7 +307,7 @@ assert_group_commit(void)
 static void
 test_balances_tool(void **state)
 {
-	static struct flight f[NBURST];
+	static struct lp_flight f[NBURST];
 	int64_t sellers[3] = {0, 0, 0}, fees = 100000;
 	char seller[32], usd[40], *text;
 	int status;
@@ -434,36 +316,33 @@ test_balances_tool(void **state)
 	/* Settle the burst, pipelined: three in four posted among three sellers, the rest voided. */
 	memset(f, 0, sizeof(f));
 	for (size_t i = 0; i < NBURST; i++) {
-		struct ipc_ledger_post p;
+		struct ipc_ledger_post_split p;
 		struct ipc_ledger_void v;
+		char id[16];
 
-		memset(&p, 0, sizeof(p));
-		memset(&v, 0, sizeof(v));
-		snprintf(p.xfer_id, sizeof(p.xfer_id), "k%04zu", i);
-		snprintf(v.xfer_id, sizeof(v.xfer_id), "k%04zu", i);
-		snprintf(p.seller_id, sizeof(p.seller_id), "seller%zu", i % 3);
-		p.seller_amount = 900 + (int64_t)i;
+		snprintf(id, sizeof(id), "k%04zu", i);
+		snprintf(seller, sizeof(seller), "seller%zu", i % 3);
+		lp_post_msg(&p, id, seller, 900 + (int64_t)i, 0);
+		lp_void_msg(&v, id);
 		if (i % 4 == 3)
-			assert_true(ipc_request(pay.ipc, ROLE_LEDGER, IPC_LEDGER_VOID, &v, 20000,
-					on_reply, &f[i]) != 0);
+			assert_int_equal(lp_send(&pay, IPC_LEDGER_VOID, &v, &f[i]), 0);
 		else {
-			assert_true(ipc_request(pay.ipc, ROLE_LEDGER, IPC_LEDGER_POST, &p, 20000,
-					on_reply, &f[i]) != 0);
+			assert_int_equal(lp_send(&pay, IPC_LEDGER_POST_SPLIT, &p, &f[i]), 0);
 			sellers[i % 3] += p.seller_amount;
 			fees += 100;
 		}
 	}
 	wait_all(f, NBURST);
 	assert_group_commit();
-	text = run_balances(&status);
+	status = lp_tool(&env, &text, "balances", NULL);
 	assert_non_null(text);
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+	if (status != 0)
 		fail_msg("cn2-ledger balances exited %d:\n%s", status, text);
 	assert_non_null(strstr(text, "account "));
 	for (int k = 0; k < 3; k++) {
 		snprintf(seller, sizeof(seller), "seller:seller%d", k);
 		assert_int_equal(tool_balance(text, seller), sellers[k]);
-		assert_int_equal(balance(seller), sellers[k]);
+		assert_int_equal(lp_balance(&env, seller), sellers[k]);
 	}
 	assert_int_equal(tool_balance(text, "seller:sellerA"), 1000000);
 	assert_int_equal(tool_balance(text, "platform:fees"), fees);
@@ -477,7 +356,7 @@ test_balances_tool(void **state)
 
 		for (const char *c = text; *c != '\0'; c++)
 			lines += *c == '\n';
-		assert_int_equal((int64_t)lines, db_int("SELECT count(*) FROM v_balances", NULL) + 2);
+		assert_int_equal((int64_t)lines, lp_db_int(&env, "SELECT count(*) FROM v_balances", NULL) + 2);
 	}
 	free(text);
 	/* A configuration naming no ledger: exit 2, not a silent zero. */
@@ -489,6 +368,79 @@ test_balances_tool(void **state)
 		status = system(cmd);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 2);
 	}
+	/* And verify agrees: the chain is intact and every balance adds up. */
+	status = lp_tool(&env, &text, "verify", NULL);
+	if (status != 0)
+		fail_msg("cn2-ledger verify exited %d:\n%s", status, text);
+	assert_non_null(strstr(text, "ok: transfers 1.."));
+	free(text);
+}
+
+/* platform-api's messages, and a capture with the premium surcharge from payments. */
+static void
+test_platform_messages(void **state)
+{
+	struct ipc_ledger_post_split ps;
+	struct ipc_earnings e;
+	struct ipc_dispute_open o;
+	struct ipc_dispute_resolve r;
+	struct ipc_dispute_get g;
+	struct lp_answer a;
+	struct h_ipc other;
+
+	(void)state;
+	want_ack(pending("s1", "chal-s1", "test", 1375), "pending s1");
+	lp_post_msg(&ps, "s1", "sellerP", 1000, 275);
+	want_ack(lp_call(&pay, IPC_LEDGER_POST_SPLIT, &ps), "post s1 with premium");
+	want_ack(lp_call(&pay, IPC_LEDGER_POST_SPLIT, &ps), "post s1 with premium again");
+	ps.premium_amount = 274;
+	want_refused(lp_call(&pay, IPC_LEDGER_POST_SPLIT, &ps), "post s1, another premium",
+	    "conflicts");
+	assert_int_equal(lp_balance(&env, "platform:premium"), 275);
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.seller_id, sizeof(e.seller_id), "sellerP");
+	a = lp_call(&plat, IPC_EARNINGS, &e);
+	assert_int_equal(a.type, IPC_EARNINGS_REP);
+	assert_int_equal(a.msg.earnings_rep.available, 1000);
+	assert_int_equal(a.msg.earnings_rep.earned, 1000);
+	assert_int_equal(a.msg.earnings_rep.pending, 0);
+
+	lp_open_msg(&o, "dsp_s1", "chal-s1");
+	a = lp_call(&plat, IPC_DISPUTE_OPEN, &o);
+	assert_int_equal(a.type, IPC_DISPUTE_REP);
+	assert_int_equal(a.msg.dispute_rep.amount, 1375);
+	assert_int_equal(a.msg.dispute_rep.seller_amount, 1000);
+	assert_int_equal(a.msg.dispute_rep.state, DISPUTE_OPEN);
+	assert_string_equal(a.msg.dispute_rep.seller_id, "sellerP");
+	a = lp_call(&plat, IPC_EARNINGS, &e);
+	assert_int_equal(a.msg.earnings_rep.available, 0);
+	assert_int_equal(a.msg.earnings_rep.in_dispute, 1000);
+	memset(&g, 0, sizeof(g));
+	snprintf(g.dispute_id, sizeof(g.dispute_id), "dsp_s1");
+	a = lp_call(&plat, IPC_DISPUTE_GET, &g);
+	assert_int_equal(a.type, IPC_DISPUTE_REP);
+	assert_string_equal(a.msg.dispute_rep.payment_ref, "chal-s1");
+	snprintf(g.dispute_id, sizeof(g.dispute_id), "dsp_none");
+	want_refused(lp_call(&plat, IPC_DISPUTE_GET, &g), "get an unknown dispute", "no dispute");
+
+	lp_resolve_msg(&r, "dsp_s1", DISPUTE_FOR_BUYER);
+	a = lp_call(&plat, IPC_DISPUTE_RESOLVE, &r);
+	assert_int_equal(a.type, IPC_DISPUTE_REP);
+	assert_int_equal(a.msg.dispute_rep.state, DISPUTE_REFUNDED);
+	lp_resolve_msg(&r, "dsp_s1", DISPUTE_FOR_SELLER);
+	want_refused(lp_call(&plat, IPC_DISPUTE_RESOLVE, &r), "resolve the other way", "conflicts");
+	assert_int_equal(lp_balance(&env, "reserve:disputes"), 0);
+	assert_int_equal(lp_balance(&env, "platform:refunds"), -375);
+
+	/* Payments may not open a dispute: its connection is closed. */
+	assert_int_equal(h_ipc_open(&env, &other, ROLE_PAYMENTS, to_ledger, 1), 0);
+	lp_open_msg(&o, "dsp_s2", "chal-s1");
+	a = lp_call(&other, IPC_DISPUTE_OPEN, &o);
+	assert_int_equal(a.type, 0);
+	assert_int_equal(a.code, IPC_ERR_CLOSED);
+	h_ipc_close(&other);
+	assert_true(h_log_contains(&env, "DISPUTE_OPEN, which its peer rule does not allow"));
 }
 
 int
@@ -499,6 +451,7 @@ main(void)
 	    cmocka_unit_test(test_peer_table),
 	    cmocka_unit_test(test_kill9_keeps_acked),
 	    cmocka_unit_test(test_balances_tool),
+	    cmocka_unit_test(test_platform_messages),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -12,10 +12,12 @@
  * unknown method, two credentials, too little paid; two concurrent VERIFYs
  * of one credential (one ticket, one 409); release then verify again;
  * capture twice (same receipt); bad awards; the ledger down, refusing or
- * silent (503, and the same credential works once it is back); expiry
- * (challenge_ttl_s = 1); the sweep of reservations never settled; rows in
- * payments.db; a short secret refused at start; and no secret, credential
- * or proof in the logs.
+ * silent (503 with Retry-After, and the same credential works once it is
+ * back); expiry (challenge_ttl_s = 1); the sweep of reservations never
+ * settled; rows in payments.db; challenge secret rotation on SIGHUP (the
+ * old secret honoured for its challenges only, a short one refused); a
+ * short secret refused at start; and no secret, credential or proof in the
+ * logs.
  *
  * Group 2 runs the real cn2-ledger: a paid request captured and one
  * released, and the outbox in payments.db empties, so the ledger ACKed.
@@ -39,6 +41,7 @@
 #include "common/b64url.h"
 #include "common/capab.h"
 #include "common/mpp.h"
+#include "common/timefmt.h"
 #include "tests/scenario/harness.h"
 
 #define REALM "openai.localhost"
@@ -313,11 +316,39 @@ challenge(const char *accept, struct h_reply *rep)
 	assert_int_equal(rep->type, IPC_PAY_REQUIRED);
 }
 
+/* The parts of a PAY_REQUIRED or a PAY_PROBLEM. */
+static const struct ipc_bytes *
+rep_www(const struct h_reply *rep)
+{
+	return rep->type == IPC_PAY_PROBLEM ? &rep->msg.pay_problem.www_auth
+					    : &rep->msg.pay_required.www_auth;
+}
+
+static const struct ipc_bytes *
+rep_body(const struct h_reply *rep)
+{
+	return rep->type == IPC_PAY_PROBLEM ? &rep->msg.pay_problem.body : &rep->msg.pay_required.body;
+}
+
+static int
+rep_status(const struct h_reply *rep)
+{
+	return rep->type == IPC_PAY_PROBLEM ? rep->msg.pay_problem.status
+					    : rep->msg.pay_required.status;
+}
+
+static const char *
+rep_challenge_id(const struct h_reply *rep)
+{
+	return rep->type == IPC_PAY_PROBLEM ? rep->msg.pay_problem.challenge_id
+					    : rep->msg.pay_required.challenge_id;
+}
+
 /* The first challenge of a PAY_REQUIRED. */
 static void
 first_challenge(const struct h_reply *rep, struct mpp_challenge *c)
 {
-	const struct ipc_bytes *w = &rep->msg.pay_required.www_auth;
+	const struct ipc_bytes *w = rep_www(rep);
 	size_t n = 0;
 	char err[256];
 
@@ -331,7 +362,7 @@ first_challenge(const struct h_reply *rep, struct mpp_challenge *c)
 static char *
 body_str(const struct h_reply *rep, const char *key)
 {
-	const struct ipc_bytes *b = &rep->msg.pay_required.body;
+	const struct ipc_bytes *b = rep_body(rep);
 	cJSON *j = cJSON_ParseWithLength((const char *)b->p, b->len);
 	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(j, key));
 	char *out = v != NULL ? strdup(v) : NULL;
@@ -402,9 +433,14 @@ expect_problem(const struct h_reply *rep, int status, const char *type)
 {
 	char *t, *cid;
 
-	if (rep->type != IPC_PAY_REQUIRED)
+	if (rep->type != IPC_PAY_REQUIRED && rep->type != IPC_PAY_PROBLEM)
 		fail_msg("got %s, want PAY_REQUIRED %d", ipc_type_name(rep->type), status);
-	assert_int_equal(rep->msg.pay_required.status, status);
+	assert_int_equal(rep_status(rep), status);
+	/* 503 and 409 say when to try again (Retry-After); nothing else does. */
+	if (status == 503 || status == 409)
+		assert_int_equal(rep->type, IPC_PAY_PROBLEM);
+	if (rep->type == IPC_PAY_PROBLEM)
+		assert_true(rep->msg.pay_problem.retry_after > 0);
 	t = body_str(rep, "type");
 	assert_non_null(t);
 	if (strcmp(t, type) != 0)
@@ -414,12 +450,12 @@ expect_problem(const struct h_reply *rep, int status, const char *type)
 	if (status == 402) {
 		struct mpp_challenge c;
 
-		assert_true(rep->msg.pay_required.www_auth.len > 0);
+		assert_true(rep_www(rep)->len > 0);
 		first_challenge(rep, &c);
 		cid = body_str(rep, "challengeId");
 		assert_non_null(cid);
 		assert_string_equal(cid, c.id);
-		assert_string_equal(rep->msg.pay_required.challenge_id, c.id);
+		assert_string_equal(rep_challenge_id(rep), c.id);
 		free(cid);
 		mpp_challenge_free(&c);
 	}
@@ -714,7 +750,9 @@ collect_reply(void *arg, int status, uint16_t type, const union ipc_any *msg)
 
 	if (c->n < 2) {
 		c->type[c->n] = status == 0 ? type : 0;
-		c->status[c->n] = type == IPC_PAY_REQUIRED ? msg->pay_required.status : 0;
+		c->status[c->n] = type == IPC_PAY_REQUIRED ? msg->pay_required.status :
+		    type == IPC_PAY_PROBLEM		      ? msg->pay_problem.status :
+								0;
 	}
 	c->n++;
 }
@@ -742,7 +780,7 @@ test_concurrent_verify(void **state)
 	assert_int_equal(col.n, 2);
 	for (int i = 0; i < 2; i++) {
 		tickets += col.type[i] == IPC_TICKET;
-		conflicts += col.type[i] == IPC_PAY_REQUIRED && col.status[i] == 409;
+		conflicts += col.type[i] == IPC_PAY_PROBLEM && col.status[i] == 409;
 	}
 	assert_int_equal(tickets, 1);
 	assert_int_equal(conflicts, 1);
@@ -825,7 +863,7 @@ test_ledger_trouble(void **state)
 	assert_int_equal(wait_linked(0, 3000), 0);
 	verify(cred, 1, PRICE, &rep);
 	expect_problem(&rep, 503, "https://cn2.ai/problems/ledger-unavailable");
-	assert_int_equal(rep.msg.pay_required.www_auth.len, 0);
+	assert_int_equal(rep_www(&rep)->len, 0);
 	h_replies_free(&rep, 1);
 	db_state(id, st, sizeof(st));
 	assert_string_equal(st, "released");
@@ -901,6 +939,101 @@ test_sweep_releases_stale(void **state)
 	expect_ticket(&rep, id);
 	h_replies_free(&rep, 1);
 	free(cred);
+}
+
+/* RFC 3339 of now + secs. */
+static void
+rfc3339_now_plus(int64_t secs, char out[40])
+{
+	assert_true(rfc3339_format((int64_t)time(NULL) + secs, out, 40) > 0);
+}
+
+/* Write a secret file of the state directory (mode 0600). */
+static void
+write_secret(const char *rel, const char *text)
+{
+	char path[400];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", T.env.dir, rel);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+/* Does challenge c's id verify under secret? */
+static int
+signed_with(const struct mpp_challenge *c, const char *secret)
+{
+	return mpp_challenge_check_id((const uint8_t *)secret, strlen(secret), c) == 0;
+}
+
+/*
+ * Secret rotation on SIGHUP: new challenges are signed with the new secret,
+ * a credential of the old one still verifies (its challenge has not
+ * expired), but the old secret signs nothing new: a challenge made with it
+ * that expires after the rotation window is refused. A short secret does
+ * not load on reload, and the running one stays.
+ */
+static void
+test_secret_rotation(void **state)
+{
+	static const char s2[] = "2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f";
+	char id[MPP_ID_BUFSZ], s1[129], exp[40], forged_id[MPP_ID_BUFSZ], *old, *cred, *forged;
+	struct mpp_challenge c, f;
+	struct h_reply rep;
+	size_t len;
+
+	(void)state;
+	read_secret("secrets/challenge.key", s1, &len);
+	old = fresh_credential(id);
+	write_secret("secrets/challenge.key", s2);
+	assert_int_equal(kill(h_pid(&T.env, "payments"), SIGHUP), 0);
+	spin(500);
+	challenge("", &rep);
+	first_challenge(&rep, &c);
+	h_replies_free(&rep, 1);
+	assert_true(signed_with(&c, s2));
+	assert_false(signed_with(&c, s1));
+	/* The old credential still pays; the new secret's do too. */
+	verify(old, 1, PRICE, &rep);
+	expect_ticket(&rep, id);
+	h_replies_free(&rep, 1);
+	settle(id, SETTLE_RELEASE, "", 0, 0, &rep);
+	h_replies_free(&rep, 1);
+	cred = pay(&c);
+	verify(cred, 1, PRICE, &rep);
+	expect_ticket(&rep, c.id);
+	h_replies_free(&rep, 1);
+	settle(c.id, SETTLE_RELEASE, "", 0, 0, &rep);
+	h_replies_free(&rep, 1);
+	/* The old secret, signing a challenge that outlives the rotation window: refused. */
+	f = c;
+	rfc3339_now_plus(3600, exp);
+	f.expires = exp;
+	assert_int_equal(mpp_challenge_id((const uint8_t *)s1, strlen(s1), &f, forged_id), 0);
+	f.id = forged_id;
+	forged = pay(&f);
+	verify(forged, 1, PRICE, &rep);
+	expect_problem(&rep, 402, "https://paymentauth.org/problems/invalid-challenge");
+	h_replies_free(&rep, 1);
+	/* A short secret does not load; challenges stay signed with s2. */
+	write_secret("secrets/challenge.key", "0123456789abcdef0123456789abcde\n");
+	assert_int_equal(kill(h_pid(&T.env, "payments"), SIGHUP), 0);
+	spin(500);
+	assert_true(h_log_contains(&T.env, "reload failed"));
+	mpp_challenge_free(&c);
+	challenge("", &rep);
+	first_challenge(&rep, &c);
+	h_replies_free(&rep, 1);
+	assert_true(signed_with(&c, s2));
+	write_secret("secrets/challenge.key", s2);
+	mpp_challenge_free(&c);
+	free(old);
+	free(cred);
+	free(forged);
 }
 
 static void
@@ -1051,6 +1184,7 @@ main(void)
 	    cmocka_unit_test(test_ledger_trouble),
 	    cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_sweep_releases_stale),
+	    cmocka_unit_test(test_secret_rotation),
 	    cmocka_unit_test(test_short_secret_refused),
 	    cmocka_unit_test(test_no_secrets_in_logs_or_db),
 	};

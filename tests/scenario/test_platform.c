@@ -1,10 +1,13 @@
 /*
  * test_platform.c — cn2-platform with the real cn2-router, and a fake vault
  * in this process (an IPC listener with the vault's role and peer rule that
- * answers KEY_PUT), driven as the edge with API messages: bearer tokens
- * signed here with the directory's JWT secret, keys listed and shown, bad
- * bodies, unknown routes, peers going down; and the seller's key, a canary,
- * must never reach platform.db, router.db or any log.
+ * answers VAULT_PUBKEY with a key pair made here, and KEY_PUT), driven as
+ * the edge with API messages: bearer tokens signed here with the
+ * directory's JWT secret, the vault's public key, keys sealed here with
+ * HPKE listed, shown and rotated, a key in clear refused, bad bodies,
+ * unknown routes, peers going down; and the seller's key, a canary, must
+ * never reach platform.db, router.db or any log, and reaches the vault only
+ * sealed (the fake vault opens it to prove the ciphertext is the key).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +23,8 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "common/b64url.h"
+#include "common/hpke.h"
 #include "common/jwt.h"
 #include "tests/scenario/harness.h"
 
@@ -33,15 +38,52 @@ static uint8_t jwt_key[128];
 static size_t jwt_keylen;
 static char *token, *token_other;
 
-/* The fake vault: it remembers the last KEY_PUT and answers ACK, or 400 for "nosuch". */
+/*
+ * The fake vault: it publishes its own key pair, remembers the last KEY_PUT
+ * (the ciphertext as it came, and what it opens to) and answers ACK, or 400
+ * for "nosuch".
+ */
 static struct {
 	struct ipc *ipc;
+	uint8_t sk[HPKE_NSK], pk[HPKE_NPK];
 	int puts;
 	char key_id[IPC_KEY_ID_MAX + 1];
 	char seller_id[IPC_ID_MAX + 1];
 	char provider[IPC_PROVIDER_MAX + 1];
-	char secret[4097];
+	char kid[IPC_KID_MAX + 1];
+	int rotate;
+	uint8_t sealed[IPC_SEALED_MAX];
+	size_t sealedlen;
+	char secret[4097]; /* what the sealed key opened to, "" if it did not */
 } vault;
+
+#define VAULT_KID "vk_fakevault"
+
+static void
+vault_open_put(const struct ipc_key_put *k)
+{
+	char binding[HPKE_CN2_BINDING_MAX];
+	int n = hpke_cn2_binding(binding, sizeof(binding), k->seller_id, k->provider);
+
+	memset(vault.secret, 0, sizeof(vault.secret));
+	if (n < 0 || hpke_open(HPKE_CN2_AEAD, vault.sk, vault.pk, k->enc.p, (const uint8_t *)binding,
+			 (size_t)n, (const uint8_t *)binding, (size_t)n, k->sealed.p, k->sealed.len,
+			 (uint8_t *)vault.secret) != 0)
+		memset(vault.secret, 0, sizeof(vault.secret));
+}
+
+static void
+vault_pubkey(const struct ipc_req *req)
+{
+	struct ipc_vault_pubkey_rep rep;
+
+	memset(&rep, 0, sizeof(rep));
+	snprintf(rep.kid, sizeof(rep.kid), VAULT_KID);
+	rep.public_key.p = vault.pk;
+	rep.public_key.len = HPKE_NPK;
+	rep.created = 1760000000;
+	ipc_reply(vault.ipc, req, IPC_VAULT_PUBKEY_REP, &rep);
+}
 
 static void
 vault_request(void *arg, const struct ipc_req *req, uint16_t type, const union ipc_any *msg)
@@ -50,13 +92,20 @@ vault_request(void *arg, const struct ipc_req *req, uint16_t type, const union i
 	struct ipc_problem p;
 
 	(void)arg;
+	if (type == IPC_VAULT_PUBKEY) {
+		vault_pubkey(req);
+		return;
+	}
 	assert_int_equal(type, IPC_KEY_PUT);
 	vault.puts++;
 	snprintf(vault.key_id, sizeof(vault.key_id), "%s", k->key_id);
 	snprintf(vault.seller_id, sizeof(vault.seller_id), "%s", k->seller_id);
 	snprintf(vault.provider, sizeof(vault.provider), "%s", k->provider);
-	snprintf(vault.secret, sizeof(vault.secret), "%.*s", (int)k->secret.len,
-	    (const char *)k->secret.p);
+	snprintf(vault.kid, sizeof(vault.kid), "%s", k->kid);
+	vault.rotate = k->rotate;
+	memcpy(vault.sealed, k->sealed.p, k->sealed.len);
+	vault.sealedlen = k->sealed.len;
+	vault_open_put(k);
 	if (strcmp(k->provider, "nosuch") != 0) {
 		ipc_reply(vault.ipc, req, IPC_ACK, NULL);
 		return;
@@ -71,26 +120,13 @@ vault_request(void *arg, const struct ipc_req *req, uint16_t type, const union i
 static int
 vault_start(void)
 {
-	static const uint16_t from_platform[] = {IPC_KEY_PUT};
-	static const struct ipc_peer_rule rules[] = {{ROLE_PLATFORM, from_platform, 1}};
-	struct ipc_config c;
-	char run[300], err[256];
+	static const uint16_t from_platform[] = {IPC_KEY_PUT, IPC_VAULT_PUBKEY};
+	static const struct ipc_peer_rule rules[] = {{ROLE_PLATFORM, from_platform, 2}};
 
-	memset(&c, 0, sizeof(c));
-	snprintf(run, sizeof(run), "%s/run", env.dir);
-	c.loop = &as_edge.loop;
-	c.self = ROLE_VAULT;
-	c.runtime_dir = run;
-	c.accept = rules;
-	c.naccept = 1;
-	for (int r = 0; r < ROLE_MAX; r++)
-		c.role_uid[r] = getuid();
-	c.on_request = vault_request;
-	if ((vault.ipc = ipc_start(&c, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "fake vault: %s\n", err);
+	if (hpke_keypair_generate(vault.sk, vault.pk) != 0)
 		return -1;
-	}
-	return 0;
+	vault.ipc = h_ipc_listen(&env, &as_edge.loop, ROLE_VAULT, rules, 1, vault_request, NULL);
+	return vault.ipc != NULL ? 0 : -1;
 }
 
 static char *
@@ -196,6 +232,46 @@ bearer(char *buf, size_t cap, const char *tok)
 	snprintf(buf, cap, "Bearer %s", tok);
 }
 
+/*
+ * "sealed_key": {kid, enc, ct} of key, sealed here to the fake vault's key
+ * for seller and provider, as a seller's client would. Caller frees.
+ */
+static char *
+sealed_json(const char *seller, const char *provider, const char *key)
+{
+	char binding[HPKE_CN2_BINDING_MAX], enc64[64], *ct64, *out;
+	uint8_t enc[HPKE_NENC], *ct = malloc(strlen(key) + HPKE_NT);
+	int n = hpke_cn2_binding(binding, sizeof(binding), seller, provider);
+
+	assert_non_null(ct);
+	assert_true(n > 0);
+	assert_int_equal(hpke_seal(HPKE_CN2_AEAD, vault.pk, (const uint8_t *)binding, (size_t)n,
+			     (const uint8_t *)binding, (size_t)n, (const uint8_t *)key, strlen(key),
+			     enc, ct),
+	    0);
+	assert_non_null(ct64 = malloc(b64url_encoded_len(strlen(key) + HPKE_NT) + 1));
+	assert_true(b64url_encode(enc, sizeof(enc), enc64, sizeof(enc64)) > 0);
+	assert_true(b64url_encode(ct, strlen(key) + HPKE_NT, ct64,
+			b64url_encoded_len(strlen(key) + HPKE_NT) + 1) > 0);
+	assert_true(asprintf(&out, "{\"kid\":\"%s\",\"enc\":\"%s\",\"ct\":\"%s\"}", VAULT_KID,
+			enc64, ct64) > 0);
+	free(ct);
+	free(ct64);
+	return out;
+}
+
+/* A POST /api/keys body with key sealed for seller; extra is more members or "". */
+static char *
+key_body(const char *seller, const char *provider, const char *key, const char *extra)
+{
+	char *sk = sealed_json(seller, provider, key), *body;
+
+	assert_true(asprintf(&body, "{\"provider\":\"%s\",\"sealed_key\":%s%s}", provider, sk,
+			extra) > 0);
+	free(sk);
+	return body;
+}
+
 static const char *
 jstr(const cJSON *o, const char *name)
 {
@@ -279,9 +355,11 @@ test_create_and_list(void **state)
 	const cJSON *k;
 
 	(void)state;
+	char *body = key_body("seller-abc", "demo", CANARY, ",\"price_usd\":\"0.002\"");
+
 	bearer(auth, sizeof(auth), token);
-	api("POST", "/api/keys", auth, "application/json; charset=utf-8",
-	    "{\"provider\":\"demo\",\"key\":\"" CANARY "\",\"price_usd\":\"0.002\"}\n", &r);
+	api("POST", "/api/keys", auth, "application/json; charset=utf-8", body, &r);
+	free(body);
 	if (r.status != 201)
 		fail_msg("POST: %u %s", r.status, r.body);
 	assert_string_equal(r.ctype, "application/json");
@@ -295,15 +373,24 @@ test_create_and_list(void **state)
 	assert_int_equal(strlen(jstr(r.json, "created")), 20);
 	snprintf(id1, sizeof(id1), "%s", jstr(r.json, "id"));
 	resp_free(&r);
-	/* The vault got the key itself, under the new id, for this seller. */
+	/*
+	 * The vault got the key sealed, under the new id, for this seller: the
+	 * ciphertext the client made, which opens (with the vault's key only) to
+	 * the key itself.
+	 */
 	assert_int_equal(vault.puts, 1);
 	assert_string_equal(vault.key_id, id1);
 	assert_string_equal(vault.seller_id, "seller-abc");
 	assert_string_equal(vault.provider, "demo");
+	assert_string_equal(vault.kid, VAULT_KID);
+	assert_int_equal(vault.rotate, 0);
+	assert_int_equal(vault.sealedlen, strlen(CANARY) + HPKE_NT);
+	assert_null(memmem(vault.sealed, vault.sealedlen, CANARY, 8));
 	assert_string_equal(vault.secret, CANARY);
 
-	api("POST", "/api/keys", auth, "application/json",
-	    "{\"price_micros\":1500,\"key\":\"" CANARY2 "\",\"provider\":\"demo\"}", &r);
+	body = key_body("seller-abc", "demo", CANARY2, ",\"price_micros\":1500");
+	api("POST", "/api/keys", auth, "application/json", body, &r);
+	free(body);
 	assert_int_equal(r.status, 201);
 	assert_string_equal(jstr(r.json, "price_usd"), "0.001500");
 	snprintf(id2, sizeof(id2), "%s", jstr(r.json, "id"));
@@ -333,37 +420,44 @@ test_create_and_list(void **state)
 static void
 test_bad_bodies(void **state)
 {
+	static const char *const extras[] = {
+	    "",
+	    ",\"price_usd\":\"0.002\",\"price_micros\":2000",
+	    ",\"price_usd\":\"0\"",
+	    ",\"price_usd\":\"1000.000001\"",
+	    ",\"price_usd\":\"-1\"",
+	    ",\"price_usd\":0.002",
+	    ",\"price_micros\":1.5",
+	    ",\"price_micros\":0",
+	    ",\"price_micros\":\"2000\"",
+	    ",\"price_micros\":2000,\"seller\":\"x\"",
+	    ",\"price_micros\":2000,\"provider\":\"openai\"",
+	};
 	static const char *const bodies[] = {
 	    "",
 	    "not json",
 	    "[\"demo\"]",
 	    "{\"provider\":\"demo\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"demo\",\"key\":\"short\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"demo\",\"key\":\"has a space in it\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-\\u00e9abcdefgh\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abc\\u0000defghij\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"Demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"0.002\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"0.002\",\"price_micros\":2000}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"0\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"1000.000001\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":\"-1\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_usd\":0.002}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":1.5}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":0}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":\"2000\"}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000,\"seller\":\"x\"}",
-	    "{\"provider\":\"demo\",\"provider\":\"openai\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000}",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000} {}",
-	    "{\"provider\":\"demo\",\"key\":[\"sk-abcdefghij\"],\"price_micros\":2000}",
+	    "{\"provider\":\"Demo\",\"price_usd\":\"0.002\",\"sealed_key\":{}}",
+	    "{\"provider\":\"demo\",\"price_usd\":\"0.002\",\"sealed_key\":\"abc\"}",
+	    "{\"provider\":\"demo\",\"price_usd\":\"0.002\",\"sealed_key\":{\"kid\":\"vk\","
+	    "\"enc\":\"AAAA\",\"ct\":\"AAAA\"}}",
 	};
 	struct api_resp r;
-	char auth[4096];
+	char auth[4096], *body;
 	int before = vault.puts;
 
 	(void)state;
 	bearer(auth, sizeof(auth), token);
+	for (size_t i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+		body = key_body("seller-abc", "demo", "sk-abcdefghij", extras[i]);
+		api("POST", "/api/keys", auth, "application/json", body, &r);
+		free(body);
+		if (r.status != 400)
+			fail_msg("extra %zu: %u %s", i, r.status, r.body);
+		expect_problem(&r, 400, "invalid-request");
+		resp_free(&r);
+	}
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		api("POST", "/api/keys", auth, "application/json", bodies[i], &r);
 		if (r.status != 400)
@@ -371,11 +465,123 @@ test_bad_bodies(void **state)
 		expect_problem(&r, 400, "invalid-request");
 		resp_free(&r);
 	}
-	api("POST", "/api/keys", auth, "text/plain",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000}", &r);
+	body = key_body("seller-abc", "demo", "sk-abcdefghij", ",\"price_micros\":2000");
+	api("POST", "/api/keys", auth, "text/plain", body, &r);
+	free(body);
 	expect_problem(&r, 415, "unsupported-media-type");
 	resp_free(&r);
 	assert_int_equal(vault.puts, before);
+}
+
+/* A key in clear is refused before it goes anywhere, whatever else the body holds. */
+static void
+test_plaintext_refused(void **state)
+{
+	static const char *const bodies[] = {
+	    "{\"provider\":\"demo\",\"key\":\"" CANARY "\",\"price_usd\":\"0.002\"}",
+	    "{\"provider\":\"demo\",\"key\":\"short\",\"price_usd\":\"0.002\"}",
+	    "{\"key\":\"" CANARY "\"}",
+	};
+	struct api_resp r;
+	char auth[4096], *body;
+	int before = vault.puts;
+
+	(void)state;
+	bearer(auth, sizeof(auth), token);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		api("POST", "/api/keys", auth, "application/json", bodies[i], &r);
+		expect_problem(&r, 400, "plaintext-key-refused");
+		assert_non_null(strstr(jstr(r.json, "detail"), "/api/vault/public-key"));
+		assert_null(strstr(r.body, CANARY));
+		resp_free(&r);
+	}
+	/* Beside a sealed key too. */
+	body = key_body("seller-abc", "demo", CANARY2, ",\"price_micros\":5,\"key\":\"" CANARY "\"");
+	api("POST", "/api/keys", auth, "application/json", body, &r);
+	free(body);
+	expect_problem(&r, 400, "plaintext-key-refused");
+	resp_free(&r);
+	assert_int_equal(vault.puts, before);
+}
+
+/* The vault's public key, for anyone: no token needed. */
+static void
+test_public_key(void **state)
+{
+	struct api_resp r;
+	uint8_t pk[64];
+	size_t n;
+	const char *s;
+
+	(void)state;
+	api("GET", "/api/vault/public-key", NULL, NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(jstr(r.json, "kid"), VAULT_KID);
+	assert_string_equal(jstr(r.json, "kem"), "DHKEM(X25519, HKDF-SHA256)");
+	assert_string_equal(jstr(r.json, "aead"), "AES-256-GCM");
+	assert_int_equal(cJSON_GetObjectItem(r.json, "kem_id")->valueint, 0x20);
+	assert_int_equal(cJSON_GetObjectItem(r.json, "kdf_id")->valueint, 1);
+	assert_int_equal(cJSON_GetObjectItem(r.json, "aead_id")->valueint, 2);
+	assert_non_null(s = jstr(r.json, "public_key"));
+	assert_int_equal(b64url_decode(s, strlen(s), pk, sizeof(pk), &n, 0), 0);
+	assert_int_equal(n, HPKE_NPK);
+	assert_memory_equal(pk, vault.pk, HPKE_NPK);
+	resp_free(&r);
+	api("POST", "/api/vault/public-key", NULL, "application/json", "{}", &r);
+	expect_problem(&r, 405, "method-not-allowed");
+	resp_free(&r);
+}
+
+static void
+test_rotate(void **state)
+{
+	struct api_resp r, l;
+	char auth[4096], path[128], id[64], *sk, *body;
+	int before = vault.puts;
+
+	(void)state;
+	bearer(auth, sizeof(auth), token);
+	api("GET", "/api/keys", auth, NULL, NULL, &l);
+	assert_int_equal(l.status, 200);
+	snprintf(id, sizeof(id), "%s",
+	    jstr(cJSON_GetArrayItem(cJSON_GetObjectItem(l.json, "keys"), 0), "id"));
+	resp_free(&l);
+	snprintf(path, sizeof(path), "/api/keys/%s/rotate", id);
+	sk = sealed_json("seller-abc", "demo", CANARY2);
+	assert_true(asprintf(&body, "{\"sealed_key\":%s}", sk) > 0);
+	api("POST", path, auth, "application/json", body, &r);
+	if (r.status != 200)
+		fail_msg("rotate: %u %s", r.status, r.body);
+	assert_string_equal(jstr(r.json, "id"), id);
+	assert_string_equal(jstr(r.json, "provider"), "demo");
+	assert_non_null(jstr(r.json, "rotated"));
+	resp_free(&r);
+	assert_int_equal(vault.puts, before + 1);
+	assert_int_equal(vault.rotate, 1);
+	assert_string_equal(vault.key_id, id);
+	assert_string_equal(vault.secret, CANARY2);
+	/* Another seller's key, an unknown one: 404, and nothing reaches the vault. */
+	bearer(auth, sizeof(auth), token_other);
+	api("POST", path, auth, "application/json", body, &r);
+	expect_problem(&r, 404, "not-found");
+	resp_free(&r);
+	bearer(auth, sizeof(auth), token);
+	api("POST", "/api/keys/k_nosuchkey/rotate", auth, "application/json", body, &r);
+	expect_problem(&r, 404, "not-found");
+	resp_free(&r);
+	/* A key in clear, a GET, no token. */
+	api("POST", path, auth, "application/json", "{\"key\":\"" CANARY "\"}", &r);
+	expect_problem(&r, 400, "plaintext-key-refused");
+	resp_free(&r);
+	api("GET", path, auth, NULL, NULL, &r);
+	expect_problem(&r, 405, "method-not-allowed");
+	resp_free(&r);
+	api("POST", path, NULL, "application/json", body, &r);
+	expect_problem(&r, 401, "unauthorized");
+	resp_free(&r);
+	assert_int_equal(vault.puts, before + 1);
+	free(body);
+	free(sk);
 }
 
 /* The vault knows the catalogue: its 400 reaches the seller as it is. */
@@ -386,9 +592,11 @@ test_unknown_provider(void **state)
 	char auth[4096];
 
 	(void)state;
+	char *body = key_body("seller-abc", "nosuch", "sk-abcdefghij", ",\"price_micros\":2000");
+
 	bearer(auth, sizeof(auth), token);
-	api("POST", "/api/keys", auth, "application/json",
-	    "{\"provider\":\"nosuch\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000}", &r);
+	api("POST", "/api/keys", auth, "application/json", body, &r);
+	free(body);
 	expect_problem(&r, 400, "unknown-provider");
 	assert_non_null(strstr(jstr(r.json, "detail"), "nosuch"));
 	resp_free(&r);
@@ -461,10 +669,12 @@ test_router_down(void **state)
 	char auth[4096];
 
 	(void)state;
+	char *body = key_body("seller-abc", "demo", "sk-abcdefghij", ",\"price_micros\":2000");
+
 	assert_int_equal(h_signal(&env, "router", SIGTERM), 0);
 	bearer(auth, sizeof(auth), token);
-	api("POST", "/api/keys", auth, "application/json",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000}", &r);
+	api("POST", "/api/keys", auth, "application/json", body, &r);
+	free(body);
 	expect_problem(&r, 503, "service-unavailable");
 	assert_non_null(strstr(jstr(r.json, "detail"), "router"));
 	resp_free(&r);
@@ -480,13 +690,18 @@ test_vault_down(void **state)
 	char auth[4096];
 
 	(void)state;
+	char *body = key_body("seller-abc", "demo", "sk-abcdefghij", ",\"price_micros\":2000");
+
 	ipc_stop(vault.ipc);
 	vault.ipc = NULL;
 	bearer(auth, sizeof(auth), token);
-	api("POST", "/api/keys", auth, "application/json",
-	    "{\"provider\":\"demo\",\"key\":\"sk-abcdefghij\",\"price_micros\":2000}", &r);
+	api("POST", "/api/keys", auth, "application/json", body, &r);
+	free(body);
 	expect_problem(&r, 503, "service-unavailable");
 	assert_non_null(strstr(jstr(r.json, "detail"), "vault"));
+	resp_free(&r);
+	api("GET", "/api/vault/public-key", NULL, NULL, NULL, &r);
+	expect_problem(&r, 503, "service-unavailable");
 	resp_free(&r);
 }
 
@@ -495,8 +710,11 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_no_token),
+	    cmocka_unit_test(test_public_key),
 	    cmocka_unit_test(test_create_and_list),
 	    cmocka_unit_test(test_bad_bodies),
+	    cmocka_unit_test(test_plaintext_refused),
+	    cmocka_unit_test(test_rotate),
 	    cmocka_unit_test(test_unknown_provider),
 	    cmocka_unit_test(test_routes),
 	    cmocka_unit_test(test_key_stored_nowhere),

@@ -5,13 +5,23 @@
  * (FORWARD, FWD_ACK, FWD_CANCEL), and a fake router, listening here as
  * ROLE_ROUTER, collects the OUTCOMEs.
  *
- * Covered: key intake checks; plain and streamed completions (events spaced
- * in time, flow control holding the stream at window_bytes until ACKs come);
- * every way a grant is refused (MAC, replay, replay after a restart, expiry,
- * route, path) with nothing reaching the upstream; upstream errors passed
- * through; first-byte timeout, a cut stream, cancellation, connect failure;
- * the master key file refused at start when unsafe; and neither the demo key
- * nor the master key in clear in the logs or the database files.
+ * Covered: the intake public key (VAULT_PUBKEY); sealed key intake (HPKE,
+ * sealed here as a seller's client would) and every way it is refused
+ * (another seller's or provider's binding, a flipped tag, another recipient,
+ * a low-order enc, an unknown vault key, a bad key inside a good seal);
+ * plain and streamed completions (events spaced in time, flow control
+ * holding the stream at window_bytes until ACKs come); every way a grant is
+ * refused (MAC, replay, replay after a restart, expiry, route, path) with
+ * nothing reaching the upstream; upstream errors passed through; first-byte
+ * timeout, a cut stream, cancellation, connect failure; seller key rotation
+ * (new calls use the new secret at once, a call in progress finishes with
+ * the old one, which is wiped after it, and the old ciphertext is gone from
+ * vault.db and its WAL); every provider of the shipped catalogue through an
+ * echo upstream (its key injected as its entry says, every buyer credential
+ * dropped); upstream connections reused; no inbound network and no core
+ * files; the master key refused at start when unsafe, wrong, or missing,
+ * with the reason; and neither the demo key nor the master key in clear in
+ * the logs or the database files.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,9 +40,15 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <dirent.h>
+#include <sqlite3.h>
 
+#include "cli/cli.h"
 #include "common/capab.h"
+#include "common/hpke.h"
+#include "tests/catalogue_cases.h"
 #include "tests/scenario/harness.h"
+#include "vault/vault.h"
 
 #define T_MS 8000
 #define WINDOW 16384
@@ -45,11 +61,18 @@ static uint8_t grant_key[128];
 static size_t grant_keylen;
 static char demo_key[128];
 static unsigned grant_seq;
+static char vault_kid[IPC_KID_MAX + 1];
+static uint8_t vault_pk[HPKE_NPK];
+static pid_t echo_pid;
+static int echo_port;
 
 static const char chat_body[] =
     "{\"model\":\"demo-1\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}";
 static const char stream_body[] =
     "{\"model\":\"demo-1\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
+static int fetch_pubkey(void);
+static int echo_catalogue(void);
 
 static int64_t
 now_ms(void)
@@ -80,24 +103,10 @@ router_open(void)
 {
 	static const uint16_t from_vault[] = {IPC_HEALTH, IPC_OUTCOME};
 	static const struct ipc_peer_rule rules[] = {{ROLE_VAULT, from_vault, 2}};
-	struct ipc_config c;
-	char run[300], err[256];
 
-	memset(&c, 0, sizeof(c));
-	snprintf(run, sizeof(run), "%s/run", env.dir);
-	c.loop = &as_edge.loop;
-	c.self = ROLE_ROUTER;
-	c.runtime_dir = run;
-	c.accept = rules;
-	c.naccept = 1;
-	for (int r = 0; r < ROLE_MAX; r++)
-		c.role_uid[r] = getuid();
-	c.on_request = router_on_request;
-	if ((fake_router = ipc_start(&c, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "fake router: %s\n", err);
-		return -1;
-	}
-	return 0;
+	fake_router = h_ipc_listen(&env, &as_edge.loop, ROLE_ROUTER, rules, 1, router_on_request,
+	    NULL);
+	return fake_router != NULL ? 0 : -1;
 }
 
 /* Run the edge's loop (which also serves the fake router) for up to ms, until done() says so. */
@@ -171,13 +180,17 @@ group_setup(void **state)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (h_init(&env, NULL) != 0)
 		return -1;
+	/* The echo upstream forks: before any thread of ours exists. */
+	echo_port = h_free_port();
+	if ((echo_pid = h_echo_start(echo_port)) < 0 || echo_catalogue() != 0)
+		return -1;
 	if (append("etc/vault.conf", "first_byte_timeout_ms = 1000\nidle_timeout_ms = 2500\n"
 				     "window_bytes = 16384\n") != 0)
 		return -1;
 	if (h_ipc_open(&env, &as_edge, ROLE_EDGE, vault, 1) != 0 ||
 	    h_ipc_open(&env, &as_platform, ROLE_PLATFORM, vault, 1) != 0 || router_open() != 0)
 		return -1;
-	if (h_start_demo(&env) != 0 || h_start(&env, "vault") != 0)
+	if (h_start_demo(&env) != 0 || h_start(&env, "vault") != 0 || fetch_pubkey() != 0)
 		return -1;
 	s = read_secret("secrets/grant.key", &n);
 	if (n < 32 || n > sizeof(grant_key))
@@ -199,6 +212,7 @@ group_teardown(void **state)
 	int down;
 
 	(void)state;
+	h_stop_fake(echo_pid);
 	ipc_stop(fake_router);
 	h_ipc_close(&as_edge);
 	h_ipc_close(&as_platform);
@@ -212,13 +226,7 @@ group_teardown(void **state)
 static void
 demo_control(const char *json)
 {
-	char url[128];
-	struct h_resp r;
-
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/_demo/control", env.demo_port);
-	assert_int_equal(h_http(&env, "POST", url, NULL, json, strlen(json), &r), 0);
-	assert_int_equal(r.status, 200);
-	h_resp_free(&r);
+	assert_int_equal(h_demo_control(&env, json), 0);
 }
 
 /* The demo's /v1 request count; *auth_ok gets last_auth_ok. */
@@ -242,23 +250,94 @@ demo_requests(int *auth_ok)
 	return n;
 }
 
-/* KEY_PUT as platform-api. */
+/* Sealed intake, as platform-api (and the seller's client behind it). */
+
+static int
+fetch_pubkey(void)
+{
+	struct h_reply r;
+	char kid[IPC_KID_MAX + 1];
+	int ok;
+
+	if (h_ipc_call(&as_platform, ROLE_VAULT, IPC_VAULT_PUBKEY, NULL, &r, 1, T_MS) != 1 ||
+	    r.status != 0 || r.type != IPC_VAULT_PUBKEY_REP ||
+	    r.msg.vault_pubkey_rep.public_key.len != HPKE_NPK)
+		return -1;
+	memcpy(vault_pk, r.msg.vault_pubkey_rep.public_key.p, HPKE_NPK);
+	snprintf(vault_kid, sizeof(vault_kid), "%s", r.msg.vault_pubkey_rep.kid);
+	kem_kid(vault_pk, kid);
+	ok = strcmp(kid, vault_kid) == 0;
+	h_replies_free(&r, 1);
+	return ok ? 0 : -1;
+}
+
+/* How a test spoils a sealed KEY_PUT. */
+struct seal_opts {
+	const char *bind_seller, *bind_provider; /* NULL: the message's own */
+	const char *kid;			 /* NULL: the vault's */
+	const uint8_t *pk;			 /* NULL: the vault's */
+	int flip_tag;
+	const char *enc_hex; /* replace enc */
+	int rotate;
+};
 
 static struct h_reply
-key_put(const char *key_id, const char *seller, const char *provider, const char *secret)
+key_put_with(const char *key_id, const char *seller, const char *provider, const char *secret,
+    const struct seal_opts *o)
 {
+	char binding[HPKE_CN2_BINDING_MAX];
+	uint8_t enc[HPKE_NENC], ct[4200];
 	struct ipc_key_put kp;
 	struct h_reply r;
+	size_t n = strlen(secret);
+	int bl = hpke_cn2_binding(binding, sizeof(binding),
+	    o->bind_seller != NULL ? o->bind_seller : seller,
+	    o->bind_provider != NULL ? o->bind_provider : provider);
 
+	/* A seller id the vault refuses may not make a binding: seal to a placeholder. */
+	if (bl < 0)
+		bl = hpke_cn2_binding(binding, sizeof(binding), "x", "x");
+	assert_true(n + HPKE_NT <= sizeof(ct));
+	assert_int_equal(hpke_seal(HPKE_CN2_AEAD, o->pk != NULL ? o->pk : vault_pk,
+			     (const uint8_t *)binding, (size_t)bl, (const uint8_t *)binding,
+			     (size_t)bl, (const uint8_t *)secret, n, enc, ct),
+	    0);
+	if (o->flip_tag)
+		ct[n + HPKE_NT - 1] ^= 1;
+	for (int i = 0; o->enc_hex != NULL && i < HPKE_NENC; i++)
+		sscanf(o->enc_hex + 2 * i, "%2hhx", &enc[i]);
 	memset(&kp, 0, sizeof(kp));
 	snprintf(kp.key_id, sizeof(kp.key_id), "%s", key_id);
 	snprintf(kp.seller_id, sizeof(kp.seller_id), "%s", seller);
 	snprintf(kp.provider, sizeof(kp.provider), "%s", provider);
-	kp.secret.p = (const uint8_t *)secret;
-	kp.secret.len = (uint32_t)strlen(secret);
+	snprintf(kp.kid, sizeof(kp.kid), "%s", o->kid != NULL ? o->kid : vault_kid);
+	kp.rotate = (uint8_t)o->rotate;
+	kp.enc.p = enc;
+	kp.enc.len = HPKE_NENC;
+	kp.sealed.p = ct;
+	kp.sealed.len = (uint32_t)(n + HPKE_NT);
 	assert_int_equal(h_ipc_call(&as_platform, ROLE_VAULT, IPC_KEY_PUT, &kp, &r, 1, T_MS), 1);
 	assert_int_equal(r.status, 0);
 	return r;
+}
+
+static struct h_reply
+key_put(const char *key_id, const char *seller, const char *provider, const char *secret)
+{
+	struct seal_opts o = {0};
+
+	return key_put_with(key_id, seller, provider, secret, &o);
+}
+
+static void
+expect_problem_reply(struct h_reply *r, const char *what, uint16_t status, const char *name)
+{
+	if (r->type != IPC_PROBLEM)
+		fail_msg("%s: got %s, want PROBLEM %s", what, ipc_type_name(r->type), name);
+	assert_int_equal(r->msg.problem.status, status);
+	if (strcmp(r->msg.problem.name, name) != 0)
+		fail_msg("%s: got %s, want %s", what, r->msg.problem.name, name);
+	h_replies_free(r, 1);
 }
 
 static void
@@ -267,27 +346,66 @@ expect_key_problem(const char *key_id, const char *seller, const char *provider,
 {
 	struct h_reply r = key_put(key_id, seller, provider, secret);
 
-	if (r.type != IPC_PROBLEM)
-		fail_msg("KEY_PUT %s: got %s, want PROBLEM", key_id, ipc_type_name(r.type));
-	assert_int_equal(r.msg.problem.status, status);
-	assert_string_equal(r.msg.problem.name, name);
+	expect_problem_reply(&r, key_id, status, name);
+}
+
+static void
+expect_ack(struct h_reply r, const char *what)
+{
+	if (r.type != IPC_ACK)
+		fail_msg("%s: got %s (%s)", what, ipc_type_name(r.type),
+		    r.type == IPC_PROBLEM ? r.msg.problem.detail : "");
 	h_replies_free(&r, 1);
 }
 
 static void
 expect_key_ack(const char *key_id, const char *seller, const char *secret)
 {
-	struct h_reply r = key_put(key_id, seller, "demo", secret);
+	expect_ack(key_put(key_id, seller, "demo", secret), key_id);
+}
 
-	if (r.type != IPC_ACK)
-		fail_msg("KEY_PUT %s: got %s (%s)", key_id, ipc_type_name(r.type),
-		    r.type == IPC_PROBLEM ? r.msg.problem.detail : "");
-	h_replies_free(&r, 1);
+static void
+key_rotate(const char *key_id, const char *seller, const char *secret)
+{
+	struct seal_opts o = {.rotate = 1};
+
+	expect_ack(key_put_with(key_id, seller, "demo", secret, &o), key_id);
+}
+
+/*
+ * The catalogue the vault runs with: cn2 init's (the shipped one), every
+ * real provider's upstream moved to the echo server under /p/<name> (its
+ * base path kept), the demo provider left on the demo upstream.
+ */
+static void
+to_echo(cJSON *providers, void *arg)
+{
+	char url[512];
+	cJSON *p;
+
+	(void)arg;
+	cJSON_ArrayForEach(p, providers) {
+		const char *up = cJSON_GetStringValue(cJSON_GetObjectItem(p, "upstream"));
+		const char *base = strchr(up + 8, '/');
+
+		if (strcmp(p->string, "demo") == 0)
+			continue;
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/p/%s%s", echo_port, p->string,
+		    base != NULL ? base : "");
+		cJSON_ReplaceItemInObject(p, "upstream", cJSON_CreateString(url));
+	}
+}
+
+static int
+echo_catalogue(void)
+{
+	return h_catalogue_edit(&env, to_echo, NULL);
 }
 
 /* FORWARD as the edge, with a client that can hold back its FWD_ACKs. */
 
 struct fwd_opts {
+	const char *provider; /* NULL: demo */
 	const char *key_id;
 	const char *method, *path, *target;
 	const char *body;
@@ -331,7 +449,8 @@ build_forward(struct stream *s, const struct fwd_opts *o)
 	snprintf(g->grant_id, sizeof(g->grant_id), "%s", s->grant_id);
 	snprintf(g->key_id, sizeof(g->key_id), "%s", o->key_id != NULL ? o->key_id : "key_demo");
 	snprintf(g->payment_id, sizeof(g->payment_id), "pay_%u", grant_seq);
-	snprintf(g->route.provider, sizeof(g->route.provider), "demo");
+	snprintf(g->route.provider, sizeof(g->route.provider), "%s",
+	    o->provider != NULL ? o->provider : "demo");
 	snprintf(g->route.method, sizeof(g->route.method), "%s", o->method ? o->method : "POST");
 	snprintf(g->route.path, sizeof(g->route.path), "%s",
 	    o->path ? o->path : "/v1/chat/completions");
@@ -479,21 +598,90 @@ expect_refused(const struct fwd_opts *o, uint16_t status, const char *name, cons
 /* The tests, in order: keys first, then forwards. */
 
 static void
+test_pubkey(void **state)
+{
+	struct h_reply r;
+
+	(void)state;
+	assert_int_equal(h_ipc_call(&as_platform, ROLE_VAULT, IPC_VAULT_PUBKEY, NULL, &r, 1, T_MS),
+	    1);
+	assert_int_equal(r.type, IPC_VAULT_PUBKEY_REP);
+	assert_string_equal(r.msg.vault_pubkey_rep.kid, vault_kid);
+	assert_int_equal(strncmp(vault_kid, "vk_", 3), 0);
+	assert_memory_equal(r.msg.vault_pubkey_rep.public_key.p, vault_pk, HPKE_NPK);
+	assert_true(r.msg.vault_pubkey_rep.created > 1700000000);
+	h_replies_free(&r, 1);
+}
+
+static void
 test_key_put(void **state)
 {
 	(void)state;
 	expect_key_ack("key_demo", "seller_1", demo_key);
-	/* The same seller may replace the key under the same id; another seller may not. */
-	expect_key_ack("key_demo", "seller_1", demo_key);
+	/* A new key never takes an id that is in use, whoever asks. */
+	expect_key_problem("key_demo", "seller_1", "demo", demo_key, 409, "key-id-taken");
 	expect_key_problem("key_demo", "seller_2", "demo", "sk-other-seller-key", 409,
 	    "key-id-taken");
 	expect_key_ack("key_wrong", "seller_1", "sk-not-the-demo-key-000");
+	expect_key_ack("key_rot", "seller_1", demo_key);
 	expect_key_problem("key_x", "seller_1", "nosuch", "sk-12345678", 400, "invalid-key");
-	expect_key_problem("key_x", "seller_1", "demo", "sk-123", 400, "invalid-key");
+	/* (A key under 8 bytes cannot even be sent: its seal is shorter than KEY_PUT allows.) */
+	expect_key_problem("key_x", "seller_1", "demo", "sk-1234\x01", 400, "invalid-key");
 	expect_key_problem("key_x", "seller_1", "demo", "sk-123 45678", 400, "invalid-key");
 	expect_key_problem("key_x", "seller_1", "demo", "sk-12345678\r\n", 400, "invalid-key");
 	expect_key_problem("key|x", "seller_1", "demo", "sk-12345678", 400, "invalid-key");
 	expect_key_problem("key_x", "seller 1", "demo", "sk-12345678", 400, "invalid-key");
+	expect_key_problem("key_x", "seller|1", "demo", "sk-12345678", 400, "invalid-key");
+}
+
+/* A seal that is not exactly for this vault, seller and provider does not open. */
+static void
+test_sealed_refused(void **state)
+{
+	static uint8_t other_pk[HPKE_NPK];
+	static const struct {
+		const char *what, *key_id, *seller;
+		struct seal_opts o;
+		uint16_t status;
+		const char *name;
+	} cases[] = {
+	    {"another seller's binding", "key_s", "seller_1", {.bind_seller = "seller_2"}, 400,
+		"invalid-sealed-key"},
+	    {"another provider's binding", "key_s", "seller_1", {.bind_provider = "openai"}, 400,
+		"invalid-sealed-key"},
+	    {"a flipped tag", "key_s", "seller_1", {.flip_tag = 1}, 400, "invalid-sealed-key"},
+	    {"another recipient", "key_s", "seller_1", {.pk = other_pk}, 400,
+		"invalid-sealed-key"},
+	    {"enc 0", "key_s", "seller_1",
+		{.enc_hex = "0000000000000000000000000000000000000000000000000000000000000000"}, 400,
+		"invalid-sealed-key"},
+	    {"enc 1", "key_s", "seller_1",
+		{.enc_hex = "0100000000000000000000000000000000000000000000000000000000000000"}, 400,
+		"invalid-sealed-key"},
+	    {"enc of order 8", "key_s", "seller_1",
+		{.enc_hex = "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"}, 400,
+		"invalid-sealed-key"},
+	    {"enc p - 1", "key_s", "seller_1",
+		{.enc_hex = "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"}, 400,
+		"invalid-sealed-key"},
+	    {"an unknown vault key", "key_s", "seller_1", {.kid = "vk_AAAAAAAAAAAAAAAA"}, 400,
+		"unknown-vault-key"},
+	    /* Rotation: only an existing key of this seller and provider. */
+	    {"rotating nothing", "key_none", "seller_1", {.rotate = 1}, 404, "key-not-found"},
+	    {"rotating another's key", "key_demo", "seller_2", {.rotate = 1}, 404, "key-not-found"},
+	};
+	uint8_t sk[HPKE_NSK];
+	struct h_reply r;
+
+	(void)state;
+	assert_int_equal(hpke_keypair_generate(sk, other_pk), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		r = key_put_with(cases[i].key_id, cases[i].seller, "demo", "sk-sealed-12345678",
+		    &cases[i].o);
+		expect_problem_reply(&r, cases[i].what, cases[i].status, cases[i].name);
+	}
+	/* None of it was stored. */
+	assert_false(h_log_contains(&env, "key key_s of seller"));
 }
 
 static void
@@ -959,11 +1147,413 @@ test_master_key_refused(void **state)
 	}
 }
 
+
+/* Seller key rotation. */
+
+/* The ciphertext of a key as vault.db holds it (read-only, beside the vault). Caller frees. */
+static uint8_t *
+db_ciphertext(const char *key_id, size_t *len)
+{
+	char path[400];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	uint8_t *ct = NULL;
+
+	snprintf(path, sizeof(path), "%s/db/vault.db", env.dir);
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT ciphertext FROM keys WHERE key_id = ?1",
+			     -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*len = (size_t)sqlite3_column_bytes(st, 0);
+		ct = malloc(*len);
+		memcpy(ct, sqlite3_column_blob(st, 0), *len);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_non_null(ct);
+	return ct;
+}
+
+static int
+log_has(void *arg)
+{
+	return h_log_contains(&env, arg);
+}
+
+static void
+test_rotation(void **state)
+{
+	struct fwd_opts streamed = {.body = stream_body, .key_id = "key_rot"};
+	struct fwd_opts plain = {.body = chat_body, .key_id = "key_rot"};
+	char wiped[] = "key key_rot: no call uses generation 1 any more";
+	struct stream a, b;
+	uint8_t *old;
+	size_t oldlen = 0;
+
+	(void)state;
+	demo_control("{\"events\": 10, \"interval_ms\": 150}");
+	old = db_ciphertext("key_rot", &oldlen);
+	stream_start(&a, &streamed, 1);
+	spin(T_MS, got_data, &a);
+	assert_true(a.ndata > 0);
+	assert_false(a.done);
+	key_rotate("key_rot", "seller_1", "sk-rotated-not-the-demo-key");
+	/* New calls use the new secret at once: the demo upstream does not know it. */
+	forward(&b, &plain);
+	assert_int_equal(b.head_status, 401);
+	stream_free(&b);
+	/* The call in progress still runs, on the old secret, which is not wiped yet. */
+	assert_false(a.done);
+	assert_false(h_log_contains(&env, wiped));
+	stream_wait(&a);
+	assert_int_equal(a.head_status, 200);
+	assert_true(a.end.ok);
+	assert_int_equal(count(a.body, "chat.completion.chunk"), 10);
+	assert_non_null(strstr(a.body, "[DONE]"));
+	stream_free(&a);
+	/* Once it ended, the old secret is wiped, and its ciphertext is in no file. */
+	spin(T_MS, log_has, wiped);
+	assert_true(h_log_contains(&env, wiped));
+	assert_false(file_has("db/vault.db", old, oldlen));
+	assert_false(file_has("db/vault.db-wal", old, oldlen));
+	free(old);
+	/* Rotated back to the demo key, calls succeed again. */
+	key_rotate("key_rot", "seller_1", demo_key);
+	forward(&b, &plain);
+	assert_int_equal(b.head_status, 200);
+	assert_true(b.end.ok);
+	stream_free(&b);
+	demo_control("{\"reset\": true}");
+}
+
+/* Every provider of the shipped catalogue, through the real vault, to the echo upstream. */
+
+/* One call for pv: what reached the upstream (the echo's "head"). Caller frees. */
+static char *
+live_call(const struct provider *pv, const char *key_id, char *path, size_t pathcap)
+{
+	char headers[2048], target[600];
+	struct fwd_opts o = {.provider = pv->name, .key_id = key_id, .body = "{}"};
+	struct stream s;
+	cJSON *j;
+	char *head;
+
+	catalogue_buyer_headers(pv, headers, sizeof(headers));
+	catalogue_sample_path(pv, path, pathcap);
+	/* A buyer's copy of a query key is dropped; other parameters pass. */
+	snprintf(target, sizeof(target), "%s?%s%salt=sse", path,
+	    pv->auth_query[0] != '\0' ? pv->auth_query : "", pv->auth_query[0] != '\0' ? "=buyer&" : "");
+	o.method = pv->routes[0].method;
+	o.path = path;
+	o.target = target;
+	o.headers = headers;
+	if (strcmp(o.method, "GET") == 0)
+		o.body = NULL;
+	forward(&s, &o);
+	if (s.final != IPC_FWD_END || s.head_status != 200)
+		fail_msg("%s: %s %s", pv->name, ipc_type_name(s.final),
+		    s.final == IPC_PROBLEM ? s.problem.detail : s.end.detail);
+	assert_non_null(j = cJSON_Parse(s.body));
+	head = strdup(cJSON_GetStringValue(cJSON_GetObjectItem(j, "head")));
+	cJSON_Delete(j);
+	stream_free(&s);
+	return head;
+}
+
+static void
+test_catalogue_live(void **state)
+{
+	struct providers cat;
+	char err[256], key_id[64], secret[128], want[512], path[300];
+	size_t tested = 0;
+
+	(void)state;
+	assert_int_equal(providers_parse(cli_catalogue, strlen(cli_catalogue), &cat, err,
+			     sizeof(err)), 0);
+	for (size_t i = 0; i < cat.n; i++) {
+		const struct provider *pv = &cat.v[i];
+		char *head;
+
+		if (strcmp(pv->name, "demo") == 0)
+			continue;
+		snprintf(key_id, sizeof(key_id), "key_live_%s", pv->name);
+		snprintf(secret, sizeof(secret), "sk-live-%s-0123456789", pv->name);
+		expect_ack(key_put(key_id, "seller_live", pv->name, secret), key_id);
+		head = live_call(pv, key_id, path, sizeof(path));
+		/* The right upstream path, no buyer credential anywhere, the seller's key once. */
+		snprintf(want, sizeof(want), "%s /p/%s", pv->routes[0].method, pv->name);
+		if (strncmp(head, want, strlen(want)) != 0 || strstr(head, path) == NULL)
+			fail_msg("%s: request line: %.200s", pv->name, head);
+		if (strstr(head, "buyer") != NULL)
+			fail_msg("%s: a buyer credential reached the upstream:\n%s", pv->name, head);
+		if (count(head, secret) != 1)
+			fail_msg("%s: the key is not in the request once:\n%s", pv->name, head);
+		if (pv->auth_header[0] != '\0')
+			snprintf(want, sizeof(want), "\r\n%s: %s%s\r\n", pv->auth_header,
+			    pv->auth_prefix, secret);
+		else
+			snprintf(want, sizeof(want), "&%s=%s HTTP/1.1\r\n", pv->auth_query, secret);
+		if (strstr(head, want) == NULL)
+			fail_msg("%s: the key is not injected as \"%s\":\n%s", pv->name, want, head);
+		for (size_t h = 0; h < pv->nheaders; h++) {
+			snprintf(want, sizeof(want), "\r\n%s: %s\r\n", pv->headers[h].name,
+			    pv->headers[h].value);
+			if (strstr(head, want) == NULL)
+				fail_msg("%s: no fixed header %s", pv->name, pv->headers[h].name);
+		}
+		free(head);
+		tested++;
+	}
+	assert_true(tested >= 20);
+	providers_free(&cat);
+}
+
+/* Connections to an upstream are kept and reused. */
+
+static unsigned long long
+health_number(const char *after)
+{
+	struct h_reply r;
+	const char *p;
+	unsigned long long n = 0;
+
+	assert_int_equal(h_ipc_call(&as_edge, ROLE_VAULT, IPC_HEALTH, NULL, &r, 1, T_MS), 1);
+	assert_int_equal(r.type, IPC_HEALTH_REP);
+	assert_non_null(p = strstr(r.msg.health_rep.detail, after));
+	n = strtoull(p + strlen(after), NULL, 10);
+	h_replies_free(&r, 1);
+	return n;
+}
+
+static void
+test_connection_reuse(void **state)
+{
+	struct fwd_opts o = {.body = chat_body};
+	unsigned long long opened = health_number("conns "), reused;
+	struct stream s;
+
+	(void)state;
+	reused = health_number("opened, ");
+	for (int i = 0; i < 10; i++) {
+		forward(&s, &o);
+		assert_int_equal(s.head_status, 200);
+		stream_free(&s);
+	}
+	assert_true(health_number("conns ") - opened <= 1);
+	assert_true(health_number("opened, ") - reused >= 9);
+}
+
+/* The vault listens on no network socket, and leaves no core file. */
+static void
+test_no_inbound_network(void **state)
+{
+	static const char *const tables[] = {"/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp",
+	    "/proc/net/udp6"};
+	unsigned long inodes[256];
+	size_t n = 0;
+	char path[128], link[128], line[512], *limits;
+	pid_t pid = h_pid(&env, "vault");
+	struct dirent *de;
+	DIR *d;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	assert_non_null(d = opendir(path));
+	while ((de = readdir(d)) != NULL && n < 256) {
+		char fd[512];
+		ssize_t k;
+
+		snprintf(fd, sizeof(fd), "%s/%s", path, de->d_name);
+		if ((k = readlink(fd, link, sizeof(link) - 1)) > 0) {
+			link[k] = '\0';
+			if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1)
+				n++;
+		}
+	}
+	closedir(d);
+	assert_true(n > 0); /* its IPC sockets, at least */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		FILE *fp = fopen(tables[t], "r");
+
+		if (fp == NULL)
+			continue;
+		while (fgets(line, sizeof(line), fp) != NULL) {
+			unsigned long inode = 0;
+			char st[8];
+
+			if (sscanf(line, "%*s %*s %*s %7s %*s %*s %*s %*s %*s %lu", st, &inode) != 2)
+				continue;
+			for (size_t i = 0; i < n; i++)
+				if (inodes[i] == inode && (strcmp(st, "0A") == 0 || t >= 2))
+					fail_msg("the vault has a listening socket in %s", tables[t]);
+		}
+		fclose(fp);
+	}
+	snprintf(link, sizeof(link), "/proc/%d/limits", (int)pid);
+	{
+		FILE *fp = fopen(link, "r");
+		size_t len = fp != NULL ? fread(line, 1, sizeof(line) - 1, fp) : 0;
+
+		if (fp != NULL)
+			fclose(fp);
+		line[len] = '\0';
+		limits = strstr(line, "Max core file size");
+		assert_non_null(limits);
+		assert_int_equal(strncmp(limits, "Max core file size        0                    0",
+				     48), 0);
+	}
+}
+
+/* Where the master key comes from, and what is refused at start, with the reason. */
+
+struct run {
+	int exited, status;
+	char log[4096];
+};
+
+static void
+run_vault(const char *conf_text, const char *creds_dir, int want_start, struct run *out)
+{
+	char conf[400], log[400], exe[400], env_creds[500];
+	int64_t end = now_ms() + 8000;
+	FILE *fp;
+	pid_t pid;
+	int status = 0;
+
+	(void)log;
+
+	snprintf(conf, sizeof(conf), "%s/etc/vault-src.conf", env.dir);
+	snprintf(log, sizeof(log), "%s/vault-src.log", env.dir);
+	snprintf(exe, sizeof(exe), "%s/cn2-vault", env.bindir);
+	assert_non_null(fp = fopen(conf, "w"));
+	fprintf(fp, "runtime_dir = %s/run-src\ndatabase = %s/db/src.db\n"
+		    "grant_secret_file = %s/secrets/grant.key\nproviders = %s/etc/providers.json\n%s",
+	    env.dir, env.dir, env.dir, env.dir, conf_text);
+	fclose(fp);
+	if ((pid = fork()) == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, STDERR_FILENO);
+		if (creds_dir != NULL) {
+			snprintf(env_creds, sizeof(env_creds), "CREDENTIALS_DIRECTORY=%s", creds_dir);
+			putenv(env_creds);
+		} else
+			unsetenv("CREDENTIALS_DIRECTORY");
+		execl(exe, exe, "-f", conf, (char *)NULL);
+		_exit(127);
+	}
+	memset(out, 0, sizeof(*out));
+	while (now_ms() < end && !out->exited) {
+		char *text;
+
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			out->exited = 1;
+			break;
+		}
+		text = want_start ? h_read(&env, "vault-src.log", NULL) : NULL;
+		if (text != NULL && strstr(text, "started (pid") != NULL) {
+			kill(pid, SIGTERM);
+			waitpid(pid, &status, 0);
+			out->exited = 1;
+		}
+		free(text);
+		usleep(20000);
+	}
+	if (!out->exited) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	out->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	{
+		char *all = h_read(&env, "vault-src.log", NULL);
+
+		snprintf(out->log, sizeof(out->log), "%s", all != NULL ? all : "");
+		free(all);
+	}
+}
+
+static void
+write_key(const char *rel, const char *hex)
+{
+	char path[400];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", env.dir, rel);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(hex, fp);
+	fclose(fp);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+static void
+expect_refused_start(const char *conf, const char *creds, const char *why)
+{
+	struct run r;
+
+	run_vault(conf, creds, 0, &r);
+	if (r.status != 1 || strstr(r.log, why) == NULL)
+		fail_msg("want exit 1 saying \"%s\"; got %d:\n%s", why, r.status, r.log);
+	assert_null(strstr(r.log, "0123456789abcdef"));
+}
+
+static void
+expect_start(const char *conf, const char *creds)
+{
+	struct run r;
+
+	run_vault(conf, creds, 1, &r);
+	if (r.status != 0 || strstr(r.log, "started (pid") == NULL)
+		fail_msg("want a clean start and stop; got %d:\n%s", r.status, r.log);
+}
+
+static void
+test_master_key_sources(void **state)
+{
+	char creds[400], conf[1200];
+	static const char k1[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	static const char k2[] = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+	static const char k3[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+	(void)state;
+	snprintf(creds, sizeof(creds), "%s/creds", env.dir);
+	assert_int_equal(mkdir(creds, 0700), 0);
+	write_key("creds/master.key", k1);
+	write_key("secrets/k2.key", k2);
+	write_key("secrets/k3.key", k3);
+	/* The default names a systemd credential: refused without $CREDENTIALS_DIRECTORY. */
+	expect_refused_start("", NULL, "CREDENTIALS_DIRECTORY");
+	/* With it, the credential is read, and master key version 1 recorded. */
+	expect_start("", creds);
+	/* Another key claiming version 1 is refused. */
+	snprintf(conf, sizeof(conf), "master_key_file = %s/secrets/k2.key\n", env.dir);
+	expect_refused_start(conf, NULL, "is not master key version 1");
+	/* Version 2 without the previous key: rows under version 1 cannot open. */
+	snprintf(conf, sizeof(conf), "master_key_file = %s/secrets/k3.key\nmaster_key_version = 2\n",
+	    env.dir);
+	expect_refused_start(conf, NULL, "use master key version 1, and no key for it");
+	/* With the previous key it starts (the previous one is known by its check value). */
+	snprintf(conf, sizeof(conf),
+	    "master_key_file = %s/secrets/k3.key\nmaster_key_version = 2\n"
+	    "previous_master_key_file = master.key\n",
+	    env.dir);
+	expect_start(conf, creds);
+	/* A wrong previous key, and going back to version 1, are refused. */
+	snprintf(conf, sizeof(conf),
+	    "master_key_file = %s/secrets/k3.key\nmaster_key_version = 2\n"
+	    "previous_master_key_file = %s/secrets/k2.key\n",
+	    env.dir, env.dir);
+	expect_refused_start(conf, NULL, "opens none of the master key versions");
+	expect_refused_start("", creds, "already uses version 2");
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pubkey),
 	    cmocka_unit_test(test_key_put),
+	    cmocka_unit_test(test_sealed_refused),
 	    cmocka_unit_test(test_chat),
 	    cmocka_unit_test(test_models),
 	    cmocka_unit_test(test_stream),
@@ -977,11 +1567,16 @@ main(void)
 	    cmocka_unit_test(test_cut),
 	    cmocka_unit_test(test_cancel),
 	    cmocka_unit_test(test_unknown_key),
+	    cmocka_unit_test(test_rotation),
+	    cmocka_unit_test(test_catalogue_live),
+	    cmocka_unit_test(test_connection_reuse),
+	    cmocka_unit_test(test_no_inbound_network),
 	    cmocka_unit_test(test_stop_mid_stream),
 	    cmocka_unit_test(test_replay_after_restart),
 	    cmocka_unit_test(test_connect_failure),
 	    cmocka_unit_test(test_no_secret_in_clear),
 	    cmocka_unit_test(test_master_key_refused),
+	    cmocka_unit_test(test_master_key_sources),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,7 +1,8 @@
 /*
  * test_db.c — db_open and friends on real database files in a temporary
  * directory: WAL, synchronous levels, file mode, migrations (run once, rolled
- * back on failure, newer schema refused) and refusing a corrupted file.
+ * back on failure, newer schema refused) and refusing a corrupted file; the
+ * statement cache (db_stmt, db_exec_cached).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -321,6 +322,24 @@ prepare_child(void)
 	sqlite3_close(db);
 }
 
+/* Run fn in a child with the caller's stderr; its exit status. */
+static int
+child_status_keep(void (*fn)(void))
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fn();
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
 static int
 child_status(void (*fn)(void))
 {
@@ -365,6 +384,168 @@ test_prepare(void **state)
 	}
 }
 
+/* db_stmt: one statement per (connection, SQL), handed out reset and unbound. */
+
+static const char sql_pick[] = "SELECT v FROM t WHERE id = ?1";
+static const char sql_count[] = "SELECT count(*) FROM t";
+static const char sql_add[] = "INSERT INTO t(v) VALUES (?1)";
+
+static int64_t
+stmt_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int64_t v;
+
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static void
+test_stmt_cached(void **state)
+{
+	sqlite3 *db, *other;
+	sqlite3_stmt *st;
+
+	(void)state;
+	db = open_ok(db_path("stmt.db"), DB_SYNC_NORMAL, migs_t, 2);
+	other = open_ok(db_path("stmt2.db"), DB_SYNC_NORMAL, migs_t, 2);
+	st = db_stmt(db, sql_pick);
+	assert_ptr_equal(db_stmt(db, sql_pick), st);
+	assert_ptr_not_equal(db_stmt(db, sql_count), st);
+	assert_ptr_not_equal(db_stmt(other, sql_pick), st);
+	assert_ptr_equal(sqlite3_db_handle(db_stmt(other, sql_pick)), other);
+	assert_string_equal(sqlite3_sql(st), sql_pick);
+
+	/* Bindings do not survive a fetch: ?1 is NULL again, so no row. */
+	st = db_stmt(db, sql_pick);
+	assert_int_equal(sqlite3_bind_int(st, 1, 1), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "first");
+	st = db_stmt(db, sql_pick);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_reset(st);
+
+	/* A statement left after its first row starts over when fetched again. */
+	for (int i = 0; i < 3; i++) {
+		st = db_stmt(db, sql_add);
+		assert_int_equal(sqlite3_bind_text(st, 1, "more", -1, SQLITE_STATIC), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	}
+	st = db_stmt(db, "SELECT id FROM t ORDER BY id");
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 2);
+	st = db_stmt(db, "SELECT id FROM t ORDER BY id");
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_reset(st);
+	assert_int_equal(stmt_int(db, sql_count), 4);
+	assert_int_equal(stmt_int(other, sql_count), 1);
+	db_close(other);
+	db_close(db);
+}
+
+/* The same address holding other SQL is a different statement. */
+static void
+test_stmt_reused_buffer(void **state)
+{
+	static const struct {
+		const char *sql;
+		int64_t want;
+	} rows[] = {
+	    {"SELECT 1", 1},
+	    {"SELECT 2", 2},
+	    {"SELECT 2", 2},
+	    {"SELECT count(*) FROM t", 1},
+	    {"SELECT 40 + 2", 42},
+	};
+	char buf[64];
+	sqlite3 *db;
+
+	(void)state;
+	db = open_ok(db_path("stmtbuf.db"), DB_SYNC_NORMAL, migs_t, 2);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(buf, sizeof(buf), "%s", rows[i].sql);
+		if (stmt_int(db, buf) != rows[i].want)
+			fail_msg("row %zu (%s): wrong answer", i, rows[i].sql);
+		assert_string_equal(sqlite3_sql(db_stmt(db, buf)), rows[i].sql);
+	}
+	db_close(db);
+}
+
+static void
+test_exec_cached(void **state)
+{
+	static const struct {
+		const char *sql;
+		int rc;
+	} rows[] = {
+	    {"BEGIN IMMEDIATE", SQLITE_OK},
+	    {"SAVEPOINT w", SQLITE_OK},
+	    {"INSERT INTO t(v) VALUES ('inner')", SQLITE_OK},
+	    {"ROLLBACK TO w", SQLITE_OK},
+	    {"RELEASE w", SQLITE_OK},
+	    {"SAVEPOINT w", SQLITE_OK},
+	    {"INSERT INTO t(v) VALUES ('kept')", SQLITE_OK},
+	    {"RELEASE w", SQLITE_OK},
+	    {"INSERT INTO t(v) VALUES (NULL)", SQLITE_CONSTRAINT_NOTNULL},
+	    {"COMMIT", SQLITE_OK},
+	    {"COMMIT", SQLITE_ERROR}, /* no transaction is open */
+	    {"RELEASE w", SQLITE_ERROR},
+	};
+	sqlite3 *db;
+
+	(void)state;
+	db = open_ok(db_path("exec1.db"), DB_SYNC_NORMAL, migs_t, 1);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		if (db_exec_cached(db, rows[i].sql) != rows[i].rc)
+			fail_msg("row %zu (%s): wrong result", i, rows[i].sql);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM t WHERE v = 'kept'"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM t"), 1);
+	db_close(db);
+}
+
+/* Child: fill the cache, then db_close; SQLite refuses to close a connection with live statements. */
+static void
+stmt_close_child(void)
+{
+	sqlite3 *db = NULL;
+
+	if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+		_exit(2);
+	(void)db_stmt(db, "SELECT 1");
+	(void)db_stmt(db, "SELECT 2");
+	if (sqlite3_step(db_stmt(db, "SELECT 1")) != SQLITE_ROW) /* left mid-way */
+		_exit(3);
+	db_close(db);
+}
+
+static void
+test_stmt_close(void **state)
+{
+	char path[300];
+	struct stat st;
+	int fd, saved, status;
+
+	(void)state;
+	/* db_close logs a warning when sqlite3_close fails: stderr must stay empty. */
+	snprintf(path, sizeof(path), "%s/close.log", tmpdir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	status = child_status_keep(stmt_close_child);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	close(fd);
+	assert_int_equal(status, 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 0);
+}
+
 int
 main(void)
 {
@@ -379,6 +560,10 @@ main(void)
 	    cmocka_unit_test(test_open_errors),
 	    cmocka_unit_test(test_exec_and_transactions),
 	    cmocka_unit_test(test_prepare),
+	    cmocka_unit_test(test_stmt_cached),
+	    cmocka_unit_test(test_stmt_reused_buffer),
+	    cmocka_unit_test(test_exec_cached),
+	    cmocka_unit_test(test_stmt_close),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -14,112 +14,16 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <mbedtls/sha256.h>
 
-#include "common/db.h"
-#include "common/log.h"
-#include "ledger/ledger.h"
-
-static char tmpdir[64];
-
-struct fx {
-	char path[256];
-	sqlite3 *db;
-	struct journal *j;
-};
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static int
-group_setup(void **state)
-{
-	(void)state;
-	/* The random test provokes thousands of refusals, each logged as a warning. */
-	log_set_level(LOG_LVL_ERR);
-	strcpy(tmpdir, "/tmp/cn2-test-ledger-XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	return nftw(tmpdir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Each test gets its own fresh ledger.db. */
-static int
-fx_setup(void **state)
-{
-	static int n;
-	struct fx *fx = calloc(1, sizeof(*fx));
-	char err[512];
-
-	if (fx == NULL)
-		return -1;
-	snprintf(fx->path, sizeof(fx->path), "%s/ledger%d.db", tmpdir, ++n);
-	if ((fx->db = ledger_db_open(fx->path, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "ledger_db_open: %s\n", err);
-		free(fx);
-		return -1;
-	}
-	fx->j = journal_new(fx->db);
-	*state = fx;
-	return fx->j != NULL ? 0 : -1;
-}
-
-static int
-fx_teardown(void **state)
-{
-	struct fx *fx = *state;
-
-	journal_free(fx->j);
-	db_close(fx->db);
-	free(fx);
-	return 0;
-}
-
-static int64_t
-query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *st = db_prepare(db, sql);
-	int64_t v;
-
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	assert_int_equal(sqlite3_finalize(st), SQLITE_OK);
-	return v;
-}
-
-/* The balance of one account from v_balances; absent accounts read as INT64_MIN. */
-static int64_t
-balance(sqlite3 *db, const char *account)
-{
-	sqlite3_stmt *st = db_prepare(db, "SELECT balance FROM v_balances WHERE account = ?1");
-	int64_t v = INT64_MIN;
-
-	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
+#include "tests/unit/ledger_fixture.h"
 
 /* Operations, as payments would send them. */
 
@@ -284,21 +188,10 @@ struct mx {
 	int64_t seller_amount;
 };
 
-static uint64_t rng;
-
-static uint64_t
-rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
 static int64_t
 rnd_range(int64_t lo, int64_t hi)
 {
-	return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
+	return lo + (int64_t)(lf_rnd() % (uint64_t)(hi - lo + 1));
 }
 
 static const char *const methods[] = {"test", "tempo", "stripe"};
@@ -415,7 +308,7 @@ test_random(void **state)
 	char seller[16];
 	size_t counts[4] = {0, 0, 0, 0};
 
-	rng = seed != 0 ? seed : 1;
+	lf_rng = seed != 0 ? seed : 1;
 	memset(model, 0, sizeof(model));
 	assert_int_equal(db_begin(fx->db), SQLITE_OK);
 	for (int n = 0; n < NRANDOM; n++) {
@@ -551,7 +444,9 @@ books(sqlite3 *db)
 	    "SELECT (SELECT count(*) FROM accounts) || '/' || (SELECT count(*) FROM entries) || '/'"
 	    " || (SELECT group_concat(hex(hash), '') FROM transfers) || '/'"
 	    " || (SELECT group_concat(transfer || ',' || leg || ',' || account || ',' || amount, ';')"
-	    "     FROM entries)");
+	    "     FROM entries) || '/'"
+	    " || (SELECT group_concat(account || ',' || balance || ',' || last_seq, ';') FROM balances)"
+	    " || '/' || (SELECT count(*) FROM checkpoint) || (SELECT count(*) FROM opening)");
 	char *s;
 
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -631,6 +526,32 @@ static const struct {
      " 'clearing:test', 'escrow', 100, '[[\"clearing:test\",-100],[\"escrow\",100]]', 0,"
      " (SELECT hash FROM transfers WHERE seq = 1), randomblob(32))",
 	"seq must be the next"},
+    /* The cached balances move only with the entry just written. */
+    {"UPDATE balances SET balance = balance + 1", "balances: only the entry"},
+    {"UPDATE balances SET balance = 0, last_seq = last_seq + 1000", "balances: only the entry"},
+    {"DELETE FROM balances", "never deleted"},
+    {"INSERT INTO balances (account, balance, last_seq) VALUES (99, 5, 0)", "balances: "},
+    {"INSERT OR REPLACE INTO balances (account, balance, last_seq) VALUES (1, 0, 0)", "balances: "},
+    /* Retention: nothing younger than seven years goes, not even behind a checkpoint. */
+    {"INSERT INTO checkpoint (id, seq, hash, created, swept) SELECT 1, seq, hash, created, 0"
+     " FROM transfers WHERE seq = 1",
+	"checkpoint: "},
+    {"INSERT INTO opening (account, balance, through) VALUES (1, 0, 1)", "opening: "},
+    {"DELETE FROM transfers WHERE seq = 1", "append-only"},
+    {"DELETE FROM entries WHERE transfer = 1", "append-only"},
+    /* A linked row needs its group's length, and a group its rows in a row. */
+    {"INSERT INTO transfers (seq, id, kind, pending_id, payment_ref, debit, credit, amount, legs,"
+     " created, prev_hash, hash, link) VALUES (" NEXT ", 'e3', 'pending', NULL, 'r',"
+     " 'clearing:test', 'escrow', 100, '[[\"clearing:test\",-100],[\"escrow\",100]]', 0, " PREV
+     ", randomblob(32), 'g1')",
+	"link and link_len"},
+    /* A dispute of a payment that was voided, and a payout of another's earnings. */
+    {COLS "(" NEXT ", 'dsp_1', 'dispute', 'x2:void', 'r2', 'escrow', 'reserve:disputes', 500,"
+	  " '[[\"escrow\",-500],[\"reserve:disputes\",500]]', 0, " PREV ", randomblob(32))",
+	"transfers: "},
+    {COLS "(" NEXT ", 'po/b1/s2', 'payout', NULL, 'b1', 'seller:s1', 'payouts:bank', 5,"
+	  " '[[\"seller:s1\",-5],[\"payouts:bank\",5]]', 0, " PREV ", randomblob(32))",
+	"transfers: "},
     /* Entries only come from their transfer's legs. */
     {"INSERT INTO entries (transfer, leg, account, amount) VALUES (1, 3, 1, 5)", "entries: "},
     {"INSERT INTO entries (transfer, leg, account, amount) VALUES (99, 1, 1, 5)", "entries: "},
@@ -712,12 +633,12 @@ test_sqlite3_shell(void **state)
 	    {"INSERT INTO transfers VALUES ((SELECT max(seq) + 1 FROM transfers), 'e1', 'pending',"
 	     " NULL, 'r', 'clearing:test', 'escrow', 100,"
 	     " '[[\\\"clearing:test\\\",-100],[\\\"escrow\\\",99]]', 0,"
-	     " (SELECT hash FROM transfers ORDER BY seq DESC LIMIT 1), randomblob(32))",
+	     " (SELECT hash FROM transfers ORDER BY seq DESC LIMIT 1), randomblob(32), NULL, NULL)",
 		"transfers: "},
 	    {"INSERT INTO transfers VALUES ((SELECT max(seq) + 1 FROM transfers), 'x1:post', 'post',"
 	     " 'x1', 'r1', 'escrow', 'seller:s2', 1000000,"
 	     " '[[\\\"escrow\\\",-1000000],[\\\"seller:s2\\\",1000000]]', 0,"
-	     " (SELECT hash FROM transfers ORDER BY seq DESC LIMIT 1), randomblob(32))",
+	     " (SELECT hash FROM transfers ORDER BY seq DESC LIMIT 1), randomblob(32), NULL, NULL)",
 		"transfers: "},
 	};
 	char out[4096], *before, *after;
@@ -785,12 +706,12 @@ test_report(void **state)
 	sqlite3_close(ro);
 
 	/* Someone with write access drops a trigger and adds an entry: the report says so. */
-	snprintf(tampered, sizeof(tampered), "%s/tampered.db", tmpdir);
+	snprintf(tampered, sizeof(tampered), "%s/tampered.db", lf_tmpdir);
 	snprintf(sql, sizeof(sql), "VACUUM INTO '%s'", tampered);
 	assert_int_equal(db_exec(fx->db, sql), SQLITE_OK);
 	t = open_as_shell(tampered);
 	assert_int_equal(sqlite3_exec(t,
-			     "DROP TRIGGER entries_insert;"
+			     "DROP TRIGGER entries_insert; DROP TRIGGER entries_balance;"
 			     "INSERT INTO entries VALUES (1, 3, (SELECT id FROM accounts WHERE name ="
 			     " 'seller:s2'), 5)",
 			     NULL, NULL, NULL),
@@ -804,7 +725,7 @@ test_report(void **state)
 
 	/* Files that are not this ledger's books are refused. */
 	assert_null(ledger_db_open_readonly("/nonexistent/ledger.db", err, sizeof(err)));
-	snprintf(tampered, sizeof(tampered), "%s/old.db", tmpdir);
+	snprintf(tampered, sizeof(tampered), "%s/old.db", lf_tmpdir);
 	t = open_as_shell(tampered);
 	assert_int_equal(sqlite3_exec(t, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(t);
@@ -816,13 +737,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_steps, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_random, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_chain, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_schema_refuses, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_sqlite3_shell, fx_setup, fx_teardown),
-	    cmocka_unit_test_setup_teardown(test_report, fx_setup, fx_teardown),
+	    LF_TEST(test_steps),
+	    LF_TEST(test_random),
+	    LF_TEST(test_chain),
+	    LF_TEST(test_schema_refuses),
+	    LF_TEST(test_sqlite3_shell),
+	    LF_TEST(test_report),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return LF_RUN(tests);
 }

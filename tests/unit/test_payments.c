@@ -2,7 +2,9 @@
  * test_payments.c — cn2-payments's pure parts: the credential checks of
  * VERIFY and their order (check.c), Accept-Payment ordering (accept.c),
  * the SETTLE decision (settle.c), and payments.db's state machine and
- * outbox (store.c) on a temporary database.
+ * outbox (store.c) and its extras (extras.c: buyer spend and the daily
+ * ceiling, Idempotency-Key records, transaction hashes) on a temporary
+ * database.
  *
  * Credentials are built here with common/mpp.h, the way a client builds
  * them, then bent one way at a time: each row names the problem the
@@ -423,6 +425,73 @@ test_store_lifecycle(void **state)
 	remove_db(db, path);
 }
 
+/* payments.db's extras: buyers' daily spend, Idempotency-Key, transaction hashes. */
+static void
+test_buyers_and_idempotency(void **state)
+{
+	const int64_t day = 20000 * 86400LL, now = day + 3600;
+	struct ipc_settle m;
+	struct ipc_route route;
+	uint8_t body[32], other[32];
+	char path[64], buyer[65], fp[65], fp2[65], x[72];
+	enum pay_idem r;
+	sqlite3 *db = temp_db(path, sizeof(path));
+
+	(void)state;
+	pay_buyer_id("did:key:alice", buyer);
+	assert_int_equal(strlen(buyer), 64);
+	/* Counted from the reservation; the ceiling stops the third. */
+	reserve(db, "a1", now, x);
+	assert_int_equal(pay_buyer_charge(db, "a1", buyer, 1000, 2500, now), 1);
+	reserve(db, "a2", now, x);
+	assert_int_equal(pay_buyer_charge(db, "a2", buyer, 1000, 2500, now), 1);
+	assert_int_equal(pay_buyer_charge(db, "a3", buyer, 1000, 2500, now), 0);
+	assert_int_equal(pay_buyer_spent(db, buyer, now), 2000);
+	/* A release gives it back; a capture keeps it. */
+	assert_int_equal(pay_store_release(db, "a2", 0, now), 0);
+	assert_int_equal(pay_buyer_spent(db, buyer, now), 1000);
+	memset(&m, 0, sizeof(m));
+	snprintf(m.key_id, sizeof(m.key_id), "k");
+	snprintf(m.seller_id, sizeof(m.seller_id), "s");
+	m.seller_price = 900;
+	assert_int_equal(pay_store_capture(db, "a1", &m, now), 0);
+	assert_int_equal(pay_buyer_spent(db, buyer, now), 1000);
+	/* The next UTC day starts afresh; retention drops old days. */
+	assert_int_equal(pay_buyer_spent(db, buyer, now + 86400), 0);
+	assert_int_equal(pay_buyer_reset_in(now), 86400 - 3600);
+	assert_int_equal(pay_extras_expire(db, now + 91 * 86400LL, 90), 0);
+	assert_int_equal(pay_buyer_spent(db, buyer, now), 0);
+	/* Idempotency-Key: new, the same request, another one. */
+	memset(&route, 0, sizeof(route));
+	snprintf(route.provider, sizeof(route.provider), "demo");
+	snprintf(route.method, sizeof(route.method), "POST");
+	snprintf(route.path, sizeof(route.path), "/v1/chat/completions");
+	memset(body, 1, sizeof(body));
+	memset(other, 2, sizeof(other));
+	pay_idem_fingerprint(&route, body, fp);
+	pay_idem_fingerprint(&route, other, fp2);
+	assert_string_not_equal(fp, fp2);
+	reserve(db, "b1", now, x);
+	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp, now + 300, now, &r), 0);
+	assert_int_equal(r, IDEM_NEW);
+	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp, now + 300, now, &r), 0);
+	assert_int_equal(r, IDEM_SAME_RESERVED);
+	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp2, now + 300, now, &r), 0);
+	assert_int_equal(r, IDEM_MISMATCH);
+	assert_int_equal(pay_store_capture(db, "b1", &m, now), 0);
+	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp, now + 300, now, &r), 0);
+	assert_int_equal(r, IDEM_SAME_CAPTURED);
+	/* The same key with another credential is another record. */
+	assert_int_equal(pay_idem_lookup(db, "k1", "b2", fp2, now + 300, now, &r), 0);
+	assert_int_equal(r, IDEM_NEW);
+	/* A transaction hash pays for one payment, ever. */
+	assert_int_equal(pay_txhash_claim(db, "0xaa", "b1", now), 1);
+	assert_int_equal(pay_txhash_claim(db, "0xaa", "b1", now), 1);
+	assert_int_equal(pay_txhash_claim(db, "0xaa", "b2", now), 0);
+	assert_int_not_equal(db_exec(db, "DELETE FROM tx_hashes"), SQLITE_OK);
+	remove_db(db, path);
+}
+
 static void
 test_xfer_id(void **state)
 {
@@ -469,6 +538,7 @@ main(void)
 	    cmocka_unit_test(test_accept_order),
 	    cmocka_unit_test(test_settle_decide),
 	    cmocka_unit_test(test_store_lifecycle),
+	    cmocka_unit_test(test_buyers_and_idempotency),
 	    cmocka_unit_test(test_xfer_id),
 	    cmocka_unit_test(test_problem_table),
 	};

@@ -3,7 +3,10 @@
  * FORWARD may carry, the upstream URL (key as a query parameter, a buyer's
  * copy of it dropped), the upstream header list (buyer credentials and the
  * provider's own names dropped, fixed headers and the key added), the
- * response head filter, and the KEY_PUT checks.
+ * response head filter, and the KEY_PUT checks; and for every provider of
+ * the shipped catalogue (vault/providers.json, as embedded in cn2), that its
+ * key is injected as its entry says and every credential a buyer sent is
+ * stripped.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
+#include "cli/cli.h"
+#include "tests/catalogue_cases.h"
 #include "vault/vault.h"
 
 static const char catalogue[] =
@@ -179,12 +186,12 @@ test_headers(void **state)
 	    "Transfer-Encoding: chunked\r\n"
 	    "Expect: 100-continue\r\n"
 	    "X-Custom:   spaced value  \r\n";
-	struct curl_slist *l = NULL;
+	struct curl_slist *l = NULL, node;
 	char line[256], *text;
 
 	(void)state;
 	assert_int_equal(request_headers(prov("hdr"), (const uint8_t *)in, strlen(in),
-			     (const uint8_t *)"sk-seller", 9, line, sizeof(line), &l), 0);
+			     (const uint8_t *)"sk-seller", 9, line, sizeof(line), &node, &l), 0);
 	text = slist_text(l);
 	assert_string_equal(text,
 	    "Content-Type: application/json\n"
@@ -193,27 +200,129 @@ test_headers(void **state)
 	    "Expect:\n"
 	    "api-version: 2023-06-01\n"
 	    "x-api-key: sk-seller\n");
-	/* The line buffer that held the key is wiped. */
-	assert_null(memmem(line, sizeof(line), "sk-seller", 9));
+	/* The key's line is the caller's buffer, linked through the caller's node, last. */
+	assert_ptr_equal(node.data, line);
+	assert_null(node.next);
+	assert_string_equal(line, "x-api-key: sk-seller");
 	free(text);
-	request_slist_free(l);
+	request_slist_free(l, &node);
+	/* Freeing the list left the caller's line alone. */
+	assert_string_equal(line, "x-api-key: sk-seller");
 
 	l = NULL;
 	assert_int_equal(request_headers(prov("bearer"), (const uint8_t *)"", 0,
-			     (const uint8_t *)"sk-demo", 7, line, sizeof(line), &l), 0);
+			     (const uint8_t *)"sk-demo", 7, line, sizeof(line), &node, &l), 0);
 	text = slist_text(l);
 	assert_string_equal(text, "Expect:\nContent-Type:\nAuthorization: Bearer sk-demo\n");
 	free(text);
-	request_slist_free(l);
+	request_slist_free(l, &node);
 
 	l = NULL;
 	assert_int_equal(request_headers(prov("query"), (const uint8_t *)"Key: x\r\n", 8,
-			     (const uint8_t *)"sk-q", 4, line, sizeof(line), &l), 0);
+			     (const uint8_t *)"sk-q", 4, line, sizeof(line), &node, &l), 0);
 	text = slist_text(l);
 	/* A query-key provider takes no key header; the buyer's "Key" header is not the parameter. */
 	assert_string_equal(text, "Key: x\nExpect:\nContent-Type:\n");
 	free(text);
-	request_slist_free(l);
+	request_slist_free(l, NULL);
+	/* Too small a line for the key's header is an error. */
+	l = NULL;
+	assert_int_equal(request_headers(prov("bearer"), (const uint8_t *)"", 0,
+			     (const uint8_t *)"sk-demo", 7, line, 20, &node, &l), -1);
+	request_slist_free(l, &node);
+}
+
+static int
+count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static void
+check_injection(const struct provider *pv)
+{
+	static const char key[] = "sk-CANARY-0123456789";
+	char headers[2048], path[300], target[400], url[1024], line[4096], want[256], *text;
+	struct curl_slist *l = NULL, node;
+	const char *why;
+	size_t n = catalogue_buyer_headers(pv, headers, sizeof(headers));
+
+	assert_true(n < sizeof(headers));
+	catalogue_sample_path(pv, path, sizeof(path));
+	snprintf(target, sizeof(target), "%s?key=buyer&alt=sse", path);
+	assert_int_equal(request_check(target, (const uint8_t *)headers, n, &why), 0);
+	assert_int_equal(request_url(pv, target, (const uint8_t *)key, strlen(key), url,
+			     sizeof(url)), 0);
+	assert_int_equal(request_headers(pv, (const uint8_t *)headers, n, (const uint8_t *)key,
+			     strlen(key), line, sizeof(line), &node, &l), 0);
+	text = slist_text(l);
+	if (count(text, "buyer") != 0 || (pv->auth_query[0] != '\0' && strstr(url, "buyer")))
+		fail_msg("%s: a buyer credential passes: %s %s", pv->name, url, text);
+	if (pv->auth_header[0] != '\0') {
+		snprintf(want, sizeof(want), "%s: %s%s\n", pv->auth_header, pv->auth_prefix, key);
+		if (count(text, key) != 1 || strstr(text, want) == NULL || strstr(url, key) != NULL)
+			fail_msg("%s: the key is not injected as \"%s\": %s", pv->name, want, text);
+	} else {
+		snprintf(want, sizeof(want), "%s=%s", pv->auth_query, key);
+		if (count(url, want) != 1 || strstr(text, key) != NULL)
+			fail_msg("%s: the key is not the query parameter %s: %s", pv->name,
+			    pv->auth_query, url);
+	}
+	for (size_t i = 0; i < pv->nheaders; i++) {
+		snprintf(want, sizeof(want), "%s: %s\n", pv->headers[i].name, pv->headers[i].value);
+		if (count(text, want) != 1)
+			fail_msg("%s: fixed header %s missing", pv->name, pv->headers[i].name);
+	}
+	assert_int_equal(strncmp(url, pv->upstream, strlen(pv->upstream)), 0);
+	assert_non_null(strstr(text, "Content-Type: application/json\n"));
+	free(text);
+	request_slist_free(l, &node);
+}
+
+/* The shipped catalogue: at least 20 real providers, each checked against its docs. */
+static void
+test_catalogue_injection(void **state)
+{
+	struct providers shipped;
+	cJSON *root = cJSON_Parse(cli_catalogue), *p;
+	char err[256];
+	size_t real = 0;
+
+	(void)state;
+	assert_non_null(root);
+	assert_int_equal(providers_parse(cli_catalogue, strlen(cli_catalogue), &shipped, err,
+			     sizeof(err)), 0);
+	cJSON_ArrayForEach(p, cJSON_GetObjectItem(root, "providers")) {
+		const char *docs = cJSON_GetStringValue(cJSON_GetObjectItem(p, "docs"));
+
+		if (strcmp(p->string, "demo") == 0)
+			continue;
+		real++;
+		if (docs == NULL || strncmp(docs, "https://", 8) != 0)
+			fail_msg("%s: no docs address it was checked against", p->string);
+		if (strncmp(cJSON_GetStringValue(cJSON_GetObjectItem(p, "upstream")), "https://", 8))
+			fail_msg("%s: a real provider's upstream must be https", p->string);
+	}
+	assert_true(real >= 20);
+	for (size_t i = 0; i < shipped.n; i++)
+		check_injection(&shipped.v[i]);
+	/* A few entries as their providers document them. */
+	assert_string_equal(providers_find(&shipped, "gemini", 6)->auth_query, "key");
+	assert_string_equal(providers_find(&shipped, "elevenlabs", 10)->auth_header, "xi-api-key");
+	assert_string_equal(providers_find(&shipped, "deepgram", 8)->auth_prefix, "Token ");
+	assert_string_equal(providers_find(&shipped, "assemblyai", 10)->auth_prefix, "");
+	assert_string_equal(providers_find(&shipped, "anthropic", 9)->headers[0].name,
+	    "anthropic-version");
+	assert_true(provider_route_allowed(providers_find(&shipped, "gemini", 6), "POST", 4,
+	    "/v1beta/models/gemini-2.0-flash:streamGenerateContent", 53));
+	assert_false(provider_route_allowed(providers_find(&shipped, "gemini", 6), "POST", 4,
+	    "/v1beta/models/:generateContent", 31));
+	providers_free(&shipped);
+	cJSON_Delete(root);
 }
 
 static const struct {
@@ -288,6 +397,7 @@ main(void)
 	    cmocka_unit_test(test_check_bounds),
 	    cmocka_unit_test(test_url),
 	    cmocka_unit_test(test_headers),
+	    cmocka_unit_test(test_catalogue_injection),
 	    cmocka_unit_test(test_filter_response),
 	    cmocka_unit_test(test_secret_and_ids),
 	};

@@ -1,8 +1,9 @@
 /*
  * test_vault_store.c — vault/store.c on a real vault.db: a sealed key stored
- * and read back (and opened), a key id another seller holds refused, the
- * same seller's replacement taken, a grant id recorded once only, and used
- * grants pruned and loaded by expiry.
+ * and read back (and opened), a key id already taken refused, a rotation
+ * (new secret, generation + 1) only for the key's own seller and provider,
+ * a grant id recorded once only, used grants pruned and loaded by expiry,
+ * master versions retired only when no row uses them, and intake key pairs.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +37,7 @@ group_setup(void **state)
 	snprintf(path, sizeof(path), "%s/vault.db", tmpdir);
 	if ((db = store_open(path, err, sizeof(err))) == NULL)
 		return -1;
-	return seal_init(&seal, master, SEAL_MASTER_VERSION, err, sizeof(err));
+	return seal_init(&seal, master, 1, err, sizeof(err));
 }
 
 static int
@@ -68,24 +69,25 @@ apply(int (*fn)(sqlite3 *, void *), void *arg)
 }
 
 static int
-put_key(const char *key_id, const char *seller, const char *secret, int *taken)
+put_key(const char *key_id, const char *seller, const char *secret, int rotate,
+    struct store_key_put *kp)
 {
-	struct store_key_put kp;
 	size_t n = strlen(secret);
 	int rc;
 
-	memset(&kp, 0, sizeof(kp));
-	snprintf(kp.key_id, sizeof(kp.key_id), "%s", key_id);
-	snprintf(kp.seller_id, sizeof(kp.seller_id), "%s", seller);
-	snprintf(kp.provider, sizeof(kp.provider), "demo");
-	kp.ct = malloc(n + SEAL_TAG_LEN);
-	kp.ctlen = n + SEAL_TAG_LEN;
-	kp.master_version = SEAL_MASTER_VERSION;
-	kp.now = 1800000000;
-	assert_int_equal(seal_seal(&seal, key_id, (const uint8_t *)secret, n, kp.nonce, kp.ct), 0);
-	rc = apply(store_key_put, &kp);
-	*taken = kp.taken;
-	free(kp.ct);
+	memset(kp, 0, sizeof(*kp));
+	snprintf(kp->key_id, sizeof(kp->key_id), "%s", key_id);
+	snprintf(kp->seller_id, sizeof(kp->seller_id), "%s", seller);
+	snprintf(kp->provider, sizeof(kp->provider), "demo");
+	kp->ct = malloc(n + SEAL_TAG_LEN);
+	kp->ctlen = n + SEAL_TAG_LEN;
+	kp->master_version = 1;
+	kp->now = 1800000000;
+	kp->rotate = rotate;
+	assert_int_equal(seal_seal(&seal, key_id, (const uint8_t *)secret, n, kp->nonce, kp->ct), 0);
+	rc = apply(store_key_put, kp);
+	free(kp->ct);
+	kp->ct = NULL;
 	return rc;
 }
 
@@ -108,32 +110,45 @@ open_key(const char *key_id)
 static void
 test_keys(void **state)
 {
+	struct store_key_put kp;
 	struct store_key k;
 	char *pt;
-	int taken;
 
 	(void)state;
 	assert_int_equal(store_key_get(db, "k_none", &k), 0);
-	assert_int_equal(put_key("k_1", "seller_a", "sk-first-key-1", &taken), 0);
+	assert_int_equal(put_key("k_1", "seller_a", "sk-first-key-1", 0, &kp), 0);
+	assert_int_equal(kp.generation, 1);
 	assert_non_null(pt = open_key("k_1"));
 	assert_string_equal(pt, "sk-first-key-1");
 	free(pt);
-	/* Another seller cannot take the id; the key stays as it was. */
-	assert_int_equal(put_key("k_1", "seller_b", "sk-stolen-key-1", &taken), -1);
-	assert_true(taken);
+	/* A taken id is refused, whoever asks; the key stays as it was. */
+	assert_int_equal(put_key("k_1", "seller_b", "sk-stolen-key-1", 0, &kp), -1);
+	assert_true(kp.taken);
+	assert_int_equal(put_key("k_1", "seller_a", "sk-again-key-1", 0, &kp), -1);
+	assert_true(kp.taken);
+	/* Another seller cannot rotate it; nor can a rotation create a key. */
+	assert_int_equal(put_key("k_1", "seller_b", "sk-stolen-key-1", 1, &kp), -1);
+	assert_true(kp.missing);
+	assert_int_equal(put_key("k_9", "seller_a", "sk-nothing-here", 1, &kp), -1);
+	assert_true(kp.missing);
+	assert_int_equal(store_key_get(db, "k_9", &k), 0);
 	assert_non_null(pt = open_key("k_1"));
 	assert_string_equal(pt, "sk-first-key-1");
 	free(pt);
-	/* The same seller replaces it. */
-	assert_int_equal(put_key("k_1", "seller_a", "sk-second-key-1", &taken), 0);
-	assert_false(taken);
+	/* Its seller rotates it: the new secret, the next generation. */
+	assert_int_equal(put_key("k_1", "seller_a", "sk-second-key-1", 1, &kp), 0);
+	assert_false(kp.missing);
+	assert_int_equal(kp.generation, 2);
 	assert_non_null(pt = open_key("k_1"));
 	assert_string_equal(pt, "sk-second-key-1");
 	free(pt);
+	assert_int_equal(store_key_get(db, "k_1", &k), 1);
+	assert_int_equal(k.generation, 2);
+	free(k.ct);
 	/* A row moved to another key id does not open there. */
 	assert_int_equal(db_exec(db, "INSERT INTO keys SELECT 'k_copy', seller_id, provider, nonce,"
-				     " ciphertext, master_version, created, updated FROM keys"
-				     " WHERE key_id = 'k_1'"), SQLITE_OK);
+				     " ciphertext, master_version, created, updated, generation"
+				     " FROM keys WHERE key_id = 'k_1'"), SQLITE_OK);
 	assert_int_equal(store_key_get(db, "k_copy", &k), 1);
 	pt = calloc(1, k.ctlen);
 	assert_int_equal(seal_open(&seal, "k_copy", k.master_version, k.nonce, k.ct, k.ctlen,
@@ -178,12 +193,65 @@ test_grants(void **state)
 	assert_int_equal(apply(store_grant_use, &g), 0);
 }
 
+/* Versions: listed, counted, retired only when nothing uses them. */
+static void
+test_master_versions(void **state)
+{
+	struct store_master m = {1, {0}, 0}, two = {2, {0}, 0}, got[4];
+	uint32_t used[4];
+
+	(void)state;
+	memset(m.check, 0x11, sizeof(m.check));
+	memset(two.check, 0x22, sizeof(two.check));
+	assert_int_equal(store_master_add(db, &m), 0);
+	assert_int_equal(store_master_add(db, &two), 0);
+	assert_int_equal(store_master_add(db, &two), -1);
+	assert_int_equal(store_master_list(db, got, 4), 2);
+	assert_int_equal(got[1].version, 2);
+	assert_memory_equal(got[1].check, two.check, sizeof(two.check));
+	assert_int_equal(store_master_in_use(db, used, 4), 1);
+	assert_int_equal(used[0], 1);
+	assert_true(store_master_rows(db, 1) >= 2);
+	assert_int_equal(store_master_rows(db, 2), 0);
+	/* Version 1 holds keys: not retired. Version 2 holds none. */
+	assert_int_equal(store_master_retire(db, 1), 0);
+	assert_int_equal(store_master_retire(db, 2), 1);
+	assert_int_equal(store_master_retire(db, 2), 0);
+	assert_int_equal(store_master_list(db, got, 4), 2);
+	assert_false(got[0].retired);
+	assert_true(got[1].retired);
+}
+
+static void
+test_intake_keys(void **state)
+{
+	struct store_kem k, got[KEM_KEYS_MAX];
+
+	(void)state;
+	memset(&k, 0, sizeof(k));
+	snprintf(k.kid, sizeof(k.kid), "vk_test");
+	memset(k.pk, 7, sizeof(k.pk));
+	memset(k.sealed, 9, sizeof(k.sealed));
+	k.master_version = 3;
+	k.created = 42;
+	assert_int_equal(store_kem_list(db, got, KEM_KEYS_MAX), 0);
+	assert_int_equal(store_kem_add(db, &k), 0);
+	assert_int_equal(store_kem_add(db, &k), -1);
+	assert_int_equal(store_kem_list(db, got, KEM_KEYS_MAX), 1);
+	assert_string_equal(got[0].kid, "vk_test");
+	assert_memory_equal(got[0].pk, k.pk, sizeof(k.pk));
+	assert_int_equal(got[0].master_version, 3);
+	assert_int_equal(store_master_rows(db, 3), 1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_grants),
+	    cmocka_unit_test(test_master_versions),
+	    cmocka_unit_test(test_intake_keys),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
