@@ -599,6 +599,8 @@ pjob_forward(struct pjob *j)
 	f->headers.len = (uint32_t)hlen;
 	f->body.p = (const uint8_t *)hconn_body(c, &blen);
 	f->body.len = (uint32_t)blen;
+	/* A new attempt's stream: nothing of a failed key's end carries over. */
+	j->fwd_ended = j->fwd_ok = 0;
 	j->state = P_FORWARD;
 	pf->j = j;
 	id = ipc_request(j->e->d->ipc, ROLE_VAULT, IPC_FORWARD, f, FORWARD_IDLE_MS,
