@@ -42,8 +42,8 @@
 struct db_cached {
 	struct db_cached *next;
 	sqlite3 *db;
-	const char *sql;  /* the caller's constant: the key */
-	char *text;	  /* our copy of it, to notice a reused address */
+	const char *sql; /* the caller's constant: the key */
+	char *text;      /* our copy of it, to notice a reused address */
 	sqlite3_stmt *stmt;
 };
 
@@ -405,8 +405,7 @@ db_stmt_entry(sqlite3 *db, const char *sql)
 		free(e->text);
 	} else {
 		if (db_ncached >= DB_STMT_MAX)
-			fatalx("more than %d cached statements: SQL built at run time?",
-			    DB_STMT_MAX);
+			fatalx("over %d cached statements: SQL built at run time?", DB_STMT_MAX);
 		if ((e = calloc(1, sizeof(*e))) == NULL)
 			fatalx("out of memory");
 		e->db = db;

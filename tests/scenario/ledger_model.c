@@ -259,9 +259,10 @@ find(struct lm *m, int state, int dispute_state, size_t settled)
 int
 lm_next(struct lm *m, size_t settled)
 {
+	int i;
+
 	for (int tries = 0; tries < 8; tries++) {
 		int64_t k = lm_range(m, 0, 11);
-		int i;
 
 		if (k < 4 && m->npay < m->maxpay) {
 			ev_pending(m);
@@ -279,6 +280,19 @@ lm_next(struct lm *m, size_t settled)
 			ev_resolve(m, i);
 			return (int)m->nev - 1;
 		}
+	}
+	/* The random picks found nothing to do: take the first kind that applies. */
+	if (m->npay < m->maxpay) {
+		ev_pending(m);
+		return (int)m->nev - 1;
+	}
+	if ((i = find(m, 1, 0, settled)) >= 0) {
+		ev_settle(m, i);
+		return (int)m->nev - 1;
+	}
+	if ((i = find(m, 2, 1, settled)) >= 0) {
+		ev_resolve(m, i);
+		return (int)m->nev - 1;
 	}
 	return -1;
 }

@@ -159,10 +159,26 @@ lp_db_int(struct h_env *e, const char *sql, const char *arg)
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
 	    sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		int rc = SQLITE_BUSY;
+
 		if (arg != NULL)
 			sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		/*
+		 * Just after a SIGKILL the restarted ledger may still be recovering
+		 * its WAL: a reader can get BUSY beyond the busy handler. Retry, bounded.
+		 */
+		for (int i = 0; i < 100 && ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED);
+		     i++) {
+			if (i > 0) {
+				sqlite3_reset(st);
+				usleep(100000);
+			}
+			rc = sqlite3_step(st);
+		}
+		if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
 			v = sqlite3_column_int64(st, 0);
+		else if (rc != SQLITE_ROW)
+			fprintf(stderr, "lp_db_int: %s: %s\n", sql, sqlite3_errmsg(db));
 	} else
 		fprintf(stderr, "lp_db_int: %s\n", db != NULL ? sqlite3_errmsg(db) : path);
 	sqlite3_finalize(st);

@@ -507,7 +507,7 @@ test_exec_cached(void **state)
 	db_close(db);
 }
 
-/* Child: fill the cache, then db_close; SQLite refuses to close a connection with live statements. */
+/* Child: fill the cache, then db_close, which fails while statements are live. */
 static void
 stmt_close_child(void)
 {
