@@ -355,9 +355,20 @@ seed_demo(void)
 	snprintf(marker, sizeof(marker), "%s/demo-listed", up.paths.db);
 	printf("cn2: listing the demo seller's key for the demo provider (0.001 USD a request)\n");
 	fflush(stdout);
-	if (cli_keys_add(up.paths.dir, url, NULL, "demo-seller", "demo", key, "0.001") != 0) {
-		fprintf(stderr, "cn2: could not list the demo key; paid demo requests will get 503\n");
-		return;
+	/*
+	 * /healthz says every daemon serves; their links to each other (platform
+	 * to vault, for the vault's public key) may still be coming up: retry
+	 * for a few seconds before giving up.
+	 */
+	for (int i = 0;; i++) {
+		if (cli_keys_add(up.paths.dir, url, NULL, "demo-seller", "demo", key, "0.001") == 0)
+			break;
+		if (i == 20) {
+			fprintf(stderr,
+			    "cn2: could not list the demo key; paid demo requests will get 503\n");
+			return;
+		}
+		usleep(250000);
 	}
 	if ((fp = fopen(marker, "w")) != NULL)
 		fclose(fp);
