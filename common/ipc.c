@@ -1032,6 +1032,19 @@ ipc_reply_error(struct ipc *ipc, const struct ipc_req *req, int code, const char
 	return ipc_reply(ipc, req, IPC_ERROR, &e);
 }
 
+int
+ipc_reply_problem(struct ipc *ipc, const struct ipc_req *req, uint16_t status,
+    const char *name, const char *detail)
+{
+	struct ipc_problem p;
+
+	memset(&p, 0, sizeof(p));
+	p.status = status;
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	snprintf(p.detail, sizeof(p.detail), "%s", detail);
+	return ipc_reply(ipc, req, IPC_PROBLEM, &p);
+}
+
 size_t
 ipc_queued(struct ipc *ipc, const struct ipc_req *req)
 {

@@ -93,6 +93,9 @@ int ipc_send_inflight(struct ipc *ipc, uint64_t id, uint16_t type, const void *m
 /* Answer a request. 0, or -1 if the connection is gone or msg out of bounds. */
 int ipc_reply(struct ipc *ipc, const struct ipc_req *req, uint16_t type, const void *msg);
 int ipc_reply_error(struct ipc *ipc, const struct ipc_req *req, int code, const char *detail);
+/* Answer with an IPC_PROBLEM the edge passes to the client (status 400..599). */
+int ipc_reply_problem(struct ipc *ipc, const struct ipc_req *req, uint16_t status,
+    const char *name, const char *detail);
 
 /* Bytes queued for sending on the request's connection (for back-pressure). */
 size_t ipc_queued(struct ipc *ipc, const struct ipc_req *req);

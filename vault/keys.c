@@ -53,14 +53,8 @@ static void
 keys_problem(struct vault *v, const struct ipc_req *req, uint16_t status, const char *name,
     const char *detail)
 {
-	struct ipc_problem p;
-
-	memset(&p, 0, sizeof(p));
-	p.status = status;
-	snprintf(p.name, sizeof(p.name), "%s", name);
-	snprintf(p.detail, sizeof(p.detail), "%s", detail);
 	v->d->errors++;
-	ipc_reply(v->d->ipc, req, IPC_PROBLEM, &p);
+	ipc_reply_problem(v->d->ipc, req, status, name, detail);
 }
 
 void
