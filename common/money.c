@@ -61,6 +61,16 @@ money_mul_ratio_ceil(int64_t amount, int64_t num, int64_t den, int64_t *out)
 }
 
 bool
+money_premium_part(int64_t paid, int64_t *out)
+{
+	if (paid < 0)
+		return false;
+	*out = paid - paid / MONEY_PREMIUM_NUM * MONEY_PREMIUM_DEN -
+	    (paid % MONEY_PREMIUM_NUM * MONEY_PREMIUM_DEN) / MONEY_PREMIUM_NUM;
+	return true;
+}
+
+bool
 money_div_ceil(int64_t a, int64_t b, int64_t *out)
 {
 	if (a < 0 || b <= 0)

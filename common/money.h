@@ -30,6 +30,22 @@ bool money_mul(int64_t a, int64_t b, int64_t *out);
  */
 bool money_mul_ratio_ceil(int64_t amount, int64_t num, int64_t den, int64_t *out);
 
+/*
+ * The premium pool's factor: a premium price is ceil(standard × 5/4). The
+ * router prices with it; payments splits a premium payment back with
+ * money_premium_part.
+ */
+#define MONEY_PREMIUM_NUM 5
+#define MONEY_PREMIUM_DEN 4
+
+/*
+ * The surcharge inside a premium-pool payment of paid µUSD: paid minus the
+ * largest standard price it covers, paid - floor(paid × 4/5) = ceil(paid / 5),
+ * rounded in the platform's favour like every fee. Whatever the router
+ * quoted, standard + surcharge <= paid. False if paid < 0.
+ */
+bool money_premium_part(int64_t paid, int64_t *out);
+
 /* *out = ceil(a / b) for a >= 0, b > 0; false otherwise. */
 bool money_div_ceil(int64_t a, int64_t b, int64_t *out);
 

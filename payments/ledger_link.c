@@ -152,6 +152,7 @@ void
 pay_outbox_send(struct payments *s, const struct pay_outbox_row *row)
 {
 	struct ipc_ledger_post post;
+	struct ipc_ledger_post_split split;
 	struct ipc_ledger_void vd;
 	struct outbox_op *op;
 	int rc;
@@ -161,8 +162,15 @@ pay_outbox_send(struct payments *s, const struct pay_outbox_row *row)
 	op->s = s;
 	op->row = *row;
 	memset(&post, 0, sizeof(post));
+	memset(&split, 0, sizeof(split));
 	memset(&vd, 0, sizeof(vd));
-	if (row->op == OB_POST) {
+	if (row->op == OB_POST && row->premium_amount > 0) {
+		memcpy(split.xfer_id, row->xfer_id, sizeof(split.xfer_id));
+		memcpy(split.seller_id, row->seller_id, sizeof(split.seller_id));
+		split.seller_amount = row->seller_amount;
+		split.premium_amount = row->premium_amount;
+		rc = pay_ledger_send(s, IPC_LEDGER_POST_SPLIT, &split, outbox_on_reply, op);
+	} else if (row->op == OB_POST) {
 		memcpy(post.xfer_id, row->xfer_id, sizeof(post.xfer_id));
 		memcpy(post.seller_id, row->seller_id, sizeof(post.seller_id));
 		post.seller_amount = row->seller_amount;

@@ -4,7 +4,7 @@
  * Owns:       payments.db: challenge state (reserved / captured / released), payment records,
  *             and the postings the ledger still owes an ACK for.
  * Talks:      accepts edge (CHALLENGE, VERIFY, VERIFY_IDEM, SETTLE) and ctl (health);
- *             dials the ledger (LEDGER_PENDING at verify, LEDGER_POST at capture,
+ *             dials the ledger (LEDGER_PENDING at verify, LEDGER_POST or LEDGER_POST_SPLIT at capture,
  *             LEDGER_VOID at release); calls the payment processors of the methods it
  *             offers over HTTPS (LND, Stripe, a Tempo RPC node).
  * Must never: see a seller key; store or log a credential, a proof, a preimage, a token or

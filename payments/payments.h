@@ -346,6 +346,8 @@ struct pay_row {
 	int64_t receipt_ts;
 	char reference[96];
 	char region[IPC_REGION_MAX + 1]; /* of the key that served a capture ("": untagged) */
+	uint8_t pool;			 /* enum ipc_pool the attempt was paid for */
+	int64_t premium_amount;		 /* of a capture: the surcharge to platform:premium */
 };
 
 /* What a SETTLE does to a row (settle.c; pure, for unit tests). */
@@ -359,6 +361,8 @@ enum pay_settle_action {
 	SA_OVER_AMOUNT,	   /* the seller's price exceeds what was paid */
 };
 enum pay_settle_action pay_settle_decide(const struct pay_row *row, const struct ipc_settle *m);
+/* The premium surcharge inside a row's amount: money_premium_part in the premium pool, else 0. */
+int64_t pay_premium_of(const struct pay_row *row);
 /* The Payment-Receipt value of a captured row. Length, or -1. */
 int pay_receipt(const char *id, const struct pay_row *row, char *out, size_t cap);
 
@@ -370,14 +374,16 @@ enum pay_reserve { RES_NEW, RES_AGAIN, RES_IN_FLIGHT, RES_USED };
 struct pay_reservation {
 	const char *id, *method, *realm, *provider;
 	int64_t amount, expires;
+	uint8_t pool; /* enum ipc_pool */
 };
 int pay_store_reserve(sqlite3 *db, const struct pay_reservation *r, int64_t now,
     enum pay_reserve *res, char xfer_id[72]);
 int pay_store_get(sqlite3 *db, const char *id, struct pay_row *row); /* 1, 0 absent, -1 */
 /* The receipt's reference of a reserved payment (a processor's id). */
 int pay_store_set_reference(sqlite3 *db, const char *id, const char *reference);
-/* reserved → captured, and a post owed to the ledger. */
-int pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64_t now);
+/* reserved → captured with premium µUSD of surcharge, and a post owed to the ledger. */
+int pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64_t premium,
+    int64_t now);
 /* reserved → released; a void owed to the ledger when void_due (it may hold a pending). */
 int pay_store_release(sqlite3 *db, const char *id, int void_due, int64_t now);
 /* Release reservations untouched since before cutoff (at most limit); count in *n. */
@@ -393,6 +399,7 @@ struct pay_outbox_row {
 	enum pay_outbox_op op;
 	char seller_id[IPC_ID_MAX + 1];
 	int64_t seller_amount;
+	int64_t premium_amount; /* > 0: LEDGER_POST_SPLIT */
 };
 int pay_outbox_done(sqlite3 *db, const char *xfer_id);
 int pay_outbox_failed(sqlite3 *db, const char *xfer_id);

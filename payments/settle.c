@@ -3,7 +3,9 @@
  *
  *   CAPTURE (the upstream answered 2xx): reserved → captured, durable, then
  *     SETTLED with the Payment-Receipt value, and a LEDGER_POST (buyer
- *     clearing → seller earnings + platform fee) owed through the outbox.
+ *     clearing → seller earnings + platform fee) owed through the outbox;
+ *     a LEDGER_POST_SPLIT when the buyer paid for the premium pool, whose
+ *     surcharge (money_premium_part) goes to platform:premium.
  *   RELEASE (anything else): reserved → released, SETTLED with no receipt,
  *     and a LEDGER_VOID owed through the outbox.
  *
@@ -31,6 +33,7 @@
 #include "common/capab.h"
 #include "common/jcs.h"
 #include "common/log.h"
+#include "common/money.h"
 #include "common/timefmt.h"
 
 struct settle_op {
@@ -40,6 +43,16 @@ struct settle_op {
 	enum pay_settle_action act;
 	struct pay_row row;
 };
+
+int64_t
+pay_premium_of(const struct pay_row *row)
+{
+	int64_t premium = 0;
+
+	if (row->pool == POOL_PREMIUM && !money_premium_part(row->amount, &premium))
+		return 0; /* amounts are positive: cannot happen */
+	return premium;
+}
 
 enum pay_settle_action
 pay_settle_decide(const struct pay_row *row, const struct ipc_settle *m)
@@ -52,7 +65,9 @@ pay_settle_decide(const struct pay_row *row, const struct ipc_settle *m)
 	case PAY_RESERVED:
 		if (!capture)
 			return SA_RELEASE;
-		return m->seller_price > row->amount ? SA_OVER_AMOUNT : SA_CAPTURE;
+		/* The seller's price must fit beside the premium surcharge, if any. */
+		return m->seller_price > row->amount - pay_premium_of(row) ? SA_OVER_AMOUNT :
+									       SA_CAPTURE;
 	case PAY_CAPTURED:
 		if (capture && strcmp(row->seller_id, m->seller_id) == 0 &&
 		    strcmp(row->key_id, m->key_id) == 0 && row->seller_amount == m->seller_price)
@@ -90,7 +105,8 @@ settle_apply(sqlite3 *db, void *arg)
 	if (op->act == SA_CAPTURE) {
 		op->row.receipt_ts = now;
 		memcpy(op->row.region, op->m.region, sizeof(op->row.region));
-		return pay_store_capture(db, op->m.payment_id, &op->m, now);
+		op->row.premium_amount = pay_premium_of(&op->row);
+		return pay_store_capture(db, op->m.payment_id, &op->m, op->row.premium_amount, now);
 	}
 	if (op->act == SA_RELEASE)
 		return pay_store_release(db, op->m.payment_id, 1, now);
@@ -156,6 +172,7 @@ settle_tell_ledger(struct settle_op *op)
 	row.op = op->act == SA_CAPTURE ? OB_POST : OB_VOID;
 	memcpy(row.seller_id, op->m.seller_id, sizeof(row.seller_id));
 	row.seller_amount = op->m.seller_price;
+	row.premium_amount = op->act == SA_CAPTURE ? op->row.premium_amount : 0;
 	if (!op->s->stopping)
 		pay_outbox_send(op->s, &row);
 	log_info("payment %s %s", op->m.payment_id,

@@ -109,6 +109,14 @@ static const char *const migrations[] = {
     ") STRICT;",
     /* 4: the region of the key that served a captured payment (the router's), for its receipt. */
     "ALTER TABLE payments ADD COLUMN region TEXT NOT NULL DEFAULT '';",
+    /*
+     * 5: the pool an attempt was paid for, and at capture the premium
+     * surcharge the ledger books to platform:premium (0 in the standard pool).
+     */
+    "ALTER TABLE payments ADD COLUMN pool INTEGER NOT NULL DEFAULT 0 CHECK (pool IN (0, 1));"
+    "ALTER TABLE payments ADD COLUMN premium_amount INTEGER NOT NULL DEFAULT 0"
+    " CHECK (premium_amount >= 0 AND premium_amount + coalesce(seller_amount, 0) <= amount);"
+    "ALTER TABLE ledger_outbox ADD COLUMN premium_amount INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The outbox gives up on a posting the ledger refused this many times (an operator must look). */
@@ -184,7 +192,7 @@ reserve_new(sqlite3 *db, const struct pay_reservation *r, int64_t now, const cha
 {
 	sqlite3_stmt *st = db_stmt(db,
 	    "INSERT INTO payments (id, method, amount, state, realm, provider, created, updated,"
-	    " expires, attempt, xfer_id) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?, 1, ?)");
+	    " expires, attempt, xfer_id, pool) VALUES (?, ?, ?, 'reserved', ?, ?, ?, ?, ?, 1, ?, ?)");
 
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, r->method, -1, SQLITE_STATIC);
@@ -195,20 +203,24 @@ reserve_new(sqlite3 *db, const struct pay_reservation *r, int64_t now, const cha
 	sqlite3_bind_int64(st, 7, now);
 	sqlite3_bind_int64(st, 8, r->expires);
 	sqlite3_bind_text(st, 9, xfer_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 10, r->pool);
 	return pay_db_step(db, st);
 }
 
+/* Another attempt with the same credential, maybe in the other pool (the amount covers it). */
 static int
-reserve_again(sqlite3 *db, const char *id, int64_t attempt, int64_t now, const char *xfer_id)
+reserve_again(sqlite3 *db, const struct pay_reservation *r, int64_t attempt, int64_t now,
+    const char *xfer_id)
 {
 	sqlite3_stmt *st = db_stmt(db,
-	    "UPDATE payments SET state = 'reserved', attempt = ?, xfer_id = ?, updated = ?"
+	    "UPDATE payments SET state = 'reserved', attempt = ?, xfer_id = ?, updated = ?, pool = ?"
 	    " WHERE id = ? AND state = 'released'");
 
 	sqlite3_bind_int64(st, 1, attempt);
 	sqlite3_bind_text(st, 2, xfer_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, now);
-	sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, r->pool);
+	sqlite3_bind_text(st, 5, r->id, -1, SQLITE_STATIC);
 	if (pay_db_step(db, st) != 0)
 		return -1;
 	return sqlite3_changes(db) == 1 ? 0 : -1;
@@ -235,7 +247,7 @@ pay_store_reserve(sqlite3 *db, const struct pay_reservation *r, int64_t now,
 	/* A new attempt gets its own ledger transfer: the last one may have been voided. */
 	pay_xfer_id(r->id, attempt + 1, xfer_id);
 	*res = found ? RES_AGAIN : RES_NEW;
-	return found ? reserve_again(db, r->id, attempt + 1, now, xfer_id) :
+	return found ? reserve_again(db, r, attempt + 1, now, xfer_id) :
 		       reserve_new(db, r, now, xfer_id);
 }
 
@@ -244,7 +256,7 @@ pay_store_get(sqlite3 *db, const char *id, struct pay_row *row)
 {
 	sqlite3_stmt *st = db_stmt(db,
 	    "SELECT state, method, amount, xfer_id, key_id, seller_id, seller_amount, receipt_ts,"
-	    " coalesce(reference, id), region FROM payments WHERE id = ?");
+	    " coalesce(reference, id), region, pool, premium_amount FROM payments WHERE id = ?");
 	char state[16];
 	int rc;
 
@@ -265,6 +277,8 @@ pay_store_get(sqlite3 *db, const char *id, struct pay_row *row)
 		row->receipt_ts = sqlite3_column_int64(st, 7);
 		col_text(st, 8, row->reference, sizeof(row->reference));
 		col_text(st, 9, row->region, sizeof(row->region));
+		row->pool = (uint8_t)sqlite3_column_int(st, 10);
+		row->premium_amount = sqlite3_column_int64(st, 11);
 	} else if (rc != SQLITE_DONE) {
 		log_warnx("%s", sqlite3_errmsg(db));
 	}
@@ -291,8 +305,8 @@ outbox_add(sqlite3 *db, const char *id, const char *op, int64_t now)
 {
 	sqlite3_stmt *st = db_stmt(db,
 	    "INSERT OR IGNORE INTO ledger_outbox (xfer_id, op, payment_id, seller_id,"
-	    " seller_amount, created) SELECT xfer_id, ?, id, seller_id, seller_amount, ?"
-	    " FROM payments WHERE id = ?");
+	    " seller_amount, premium_amount, created) SELECT xfer_id, ?, id, seller_id,"
+	    " seller_amount, premium_amount, ? FROM payments WHERE id = ?");
 
 	sqlite3_bind_text(st, 1, op, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now);
@@ -301,11 +315,13 @@ outbox_add(sqlite3 *db, const char *id, const char *op, int64_t now)
 }
 
 int
-pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64_t now)
+pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64_t premium,
+    int64_t now)
 {
 	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE payments SET state = 'captured', key_id = ?, seller_id = ?, seller_amount = ?,"
-	    " receipt_ts = ?, updated = ?, region = ? WHERE id = ? AND state = 'reserved'");
+	    " receipt_ts = ?, updated = ?, region = ?, premium_amount = ?"
+	    " WHERE id = ? AND state = 'reserved'");
 
 	sqlite3_bind_text(st, 1, m->key_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, m->seller_id, -1, SQLITE_STATIC);
@@ -313,7 +329,8 @@ pay_store_capture(sqlite3 *db, const char *id, const struct ipc_settle *m, int64
 	sqlite3_bind_int64(st, 4, now);
 	sqlite3_bind_int64(st, 5, now);
 	sqlite3_bind_text(st, 6, m->region, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 7, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, premium);
+	sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
 	if (pay_db_step(db, st) != 0 || sqlite3_changes(db) != 1 || pay_buyer_settle(db, id, 1) != 0)
 		return -1;
 	return outbox_add(db, id, "post", now);
@@ -383,7 +400,8 @@ int
 pay_outbox_list(sqlite3 *db, struct pay_outbox_row *rows, int max)
 {
 	sqlite3_stmt *st = db_stmt(db,
-	    "SELECT xfer_id, op, seller_id, seller_amount FROM ledger_outbox WHERE tries < ?"
+	    "SELECT xfer_id, op, seller_id, seller_amount, premium_amount FROM ledger_outbox"
+	    " WHERE tries < ?"
 	    " ORDER BY created LIMIT ?");
 	char op[8];
 	int rc = SQLITE_DONE, n = 0;
@@ -397,6 +415,7 @@ pay_outbox_list(sqlite3 *db, struct pay_outbox_row *rows, int max)
 		rows[n].op = strcmp(op, "post") == 0 ? OB_POST : OB_VOID;
 		col_text(st, 2, rows[n].seller_id, sizeof(rows[n].seller_id));
 		rows[n].seller_amount = sqlite3_column_int64(st, 3);
+		rows[n].premium_amount = sqlite3_column_int64(st, 4);
 		n++;
 	}
 	if (n < max && rc != SQLITE_DONE) {

@@ -347,7 +347,7 @@ verify_reserve_apply(sqlite3 *db, void *arg)
 	struct verify_op *op = arg;
 	int64_t now = time_now_ms() / 1000;
 	struct pay_reservation r = {op->v.id, op->v.method, op->realm, op->route.provider,
-	    op->v.paid, op->v.expires};
+	    op->v.paid, op->v.expires, op->route.pool};
 	int rc;
 
 	if ((rc = reserve_idem(db, op, now)) != 0 || (rc = reserve_gates(db, op, now)) != 0)

@@ -41,19 +41,38 @@ daemon_index(const char *name)
 	return -1;
 }
 
+/*
+ * A port for a test's listener. Ports the kernel hands out on its own
+ * (bind to port 0, outgoing connections) come from ip_local_port_range,
+ * 32768 and up here, so one picked that way could be given to another
+ * process, or to this one's next bind(0), before its daemon listens on it:
+ * that race made tests fail with "address already in use". So ports come
+ * from 20000–31999 instead, where the kernel never picks: a block of 40 per
+ * process (by pid) walked in order, each checked free by binding it.
+ */
 static int
 free_port(void)
 {
+	static int next;
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int one = 1;
 
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	if (fd >= 0)
+	if (next == 0)
+		next = 20000 + (int)(getpid() % 300) * 40;
+	for (int tries = 0; tries < 12000; tries++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0), port = next, ok;
+
+		next = next >= 31999 ? 20000 : next + 1;
+		if (fd < 0)
+			return -1;
+		sa.sin_port = htons((uint16_t)port);
+		ok = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+		    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 		close(fd);
-	return port;
+		if (ok)
+			return port;
+	}
+	return -1;
 }
 
 static int

@@ -5,7 +5,8 @@
  * the ledger's totals against what payments captured, read from payments.db
  * read-only, to the µUSD; GET /api/earnings as the seller; and a dispute
  * opened from a buyer's receipt through POST /api/disputes, read, refunded,
- * with the books checked after it.
+ * with the books checked after it; and the premium pool's surcharge booked
+ * apart from the fee.
  *
  * LEDGER_E2E_N sets N (default 20).
  */
@@ -32,6 +33,7 @@
 #include "tests/scenario/ledger_peer.h"
 
 #define SELLER "demo-seller"
+#define PREMIUM_SELLER "premium-seller"
 #define CHAT "{\"model\":\"demo-1\",\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}"
 
 static struct h_env env;
@@ -123,9 +125,12 @@ group_teardown(void **state)
 	return down;
 }
 
-/* One paid request with `cn2 pay`; 1 if it was served (and its receipt kept), 0 if not. */
+/*
+ * One paid request with `cn2 pay`, in the pool pool_header names (NULL: the
+ * standard pool); 1 if it was served (and its receipt kept), 0 if not.
+ */
 static int
-pay_once(void)
+pay_in(const char *pool_header)
 {
 	char url[128], *out = NULL, *err = NULL, *r;
 	int rc, ok;
@@ -133,16 +138,28 @@ pay_once(void)
 	snprintf(url, sizeof(url), "https://demo.localhost:%d/v1/chat/completions", env.https_port);
 	{
 		const char *args[] = {"pay", "--dir", env.dir, "-H", "Content-Type: application/json",
-		    "-d", CHAT, url, NULL};
+		    "-d", CHAT, "-H", pool_header, url, NULL};
 
+		if (pool_header == NULL) { /* no pool header: drop its -H */
+			args[7] = url;
+			args[8] = NULL;
+		}
 		rc = cn2(&out, &err, args);
 	}
 	ok = rc == 0 && (r = strstr(err, "receipt: ")) != NULL;
 	if (ok)
 		snprintf(receipt_json, sizeof(receipt_json), "%.*s", (int)strcspn(r + 9, "\n"), r + 9);
+	else
+		print_message("# cn2 pay: exit %d: %s%s\n", rc, err != NULL ? err : "", out != NULL ? out : "");
 	free(out);
 	free(err);
 	return ok;
+}
+
+static int
+pay_once(void)
+{
+	return pay_in(NULL);
 }
 
 /* An integer from payments.db, read-only beside the running daemon. */
@@ -338,6 +355,80 @@ test_dispute_api(void **state)
 	}
 }
 
+/*
+ * The premium pool end to end: the seller opts the key in, five requests
+ * pay ×1.25, and the ledger books each one in three parts — the seller's own
+ * price, the surcharge to platform:premium, the rest as the platform's fee —
+ * matching what payments captured, to the µUSD.
+ */
+static void
+test_premium_split(void **state)
+{
+	const char *premium_sql = "SELECT coalesce((SELECT balance FROM v_balances WHERE"
+				  " account = 'platform:premium'), 0)";
+	int64_t fees0 = lp_balance(&env, "platform:fees"), premium0, std, paid, surcharge, seller;
+	char path[160], key[400], url[128], *out = NULL, *err = NULL, *tok;
+	const char *id;
+	cJSON *keys, *k;
+
+	(void)state;
+	premium0 = lp_db_int(&env, premium_sql, NULL);
+	/*
+	 * A second seller lists a fresh key (the first one's score dropped below
+	 * the premium floor when its upstream died in test_paid_totals).
+	 */
+	snprintf(key, sizeof(key), "%s/secrets/demo.key", env.dir);
+	snprintf(url, sizeof(url), "https://localhost:%d", env.https_port);
+	{
+		const char *args[] = {"keys", "add", "--dir", env.dir, "--url", url, "--provider", "demo",
+		    "--key-file", key, "--price", "0.001", "--as", PREMIUM_SELLER, NULL};
+
+		assert_int_equal(cn2(&out, &err, args), 0);
+		free(out);
+		free(err);
+	}
+	assert_non_null(tok = token(PREMIUM_SELLER, "authenticated"));
+	keys = api("GET", "/api/keys", tok, NULL, 200);
+	k = cJSON_GetArrayItem(cJSON_GetObjectItem(keys, "keys"), 0);
+	assert_non_null(id = cJSON_GetStringValue(cJSON_GetObjectItem(k, "id")));
+	snprintf(path, sizeof(path), "/api/keys/%s", id);
+	cJSON_Delete(keys);
+	/* Not opted in: the premium pool has no key, and nobody is charged. */
+	assert_int_equal(pay_in("X-CN2-Pool: premium"), 0);
+	cJSON_Delete(api("PATCH", path, tok, "{\"premium\":true}", 200));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(pay_in("X-CN2-Pool: premium"), 1);
+	assert_int_equal(payments_int("SELECT count(*) FROM payments WHERE state = 'captured'"
+				      " AND pool = 1 AND seller_id = '" PREMIUM_SELLER "'"),
+	    5);
+	std = payments_int("SELECT max(amount) FROM payments WHERE state = 'captured' AND pool = 0");
+	paid = payments_int("SELECT sum(amount) FROM payments WHERE state = 'captured' AND pool = 1");
+	surcharge = payments_int("SELECT sum(premium_amount) FROM payments WHERE pool = 1");
+	seller = payments_int("SELECT sum(seller_amount) FROM payments WHERE pool = 1");
+	/* Each paid ceil(standard × 5/4); the surcharge is what that added. */
+	assert_int_equal(paid, 5 * ((std * 5 + 3) / 4));
+	assert_int_equal(surcharge, paid - 5 * std);
+	assert_int_equal(payments_int("SELECT count(*) FROM payments WHERE pool = 0 AND"
+				      " premium_amount <> 0"),
+	    0);
+	wait_settled(payments_int("SELECT sum(amount) FROM payments WHERE state = 'captured'"));
+	print_message("# 5 premium requests: paid %" PRId64 " µUSD, %" PRId64
+		      " to the seller, %" PRId64 " premium surcharge, %" PRId64 " fee\n",
+	    paid, seller, surcharge, paid - seller - surcharge);
+	assert_true(surcharge > 0);
+	assert_int_equal(lp_db_int(&env, premium_sql, NULL) - premium0, surcharge);
+	assert_int_equal(lp_balance(&env, "seller:" PREMIUM_SELLER), seller);
+	assert_int_equal(lp_balance(&env, "platform:fees") - fees0, paid - seller - surcharge);
+	assert_int_equal(lp_db_int(&env, "SELECT sum(balance) FROM v_balances", NULL), 0);
+	free(tok);
+	{
+		char *vout = NULL;
+
+		assert_int_equal(lp_tool(&env, &vout, "verify", NULL), 0);
+		free(vout);
+	}
+}
+
 int
 main(void)
 {
@@ -345,6 +436,7 @@ main(void)
 	    cmocka_unit_test(test_paid_totals),
 	    cmocka_unit_test(test_earnings_api),
 	    cmocka_unit_test(test_dispute_api),
+	    cmocka_unit_test(test_premium_split),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -184,6 +184,54 @@ test_div_ceil(void **state)
 }
 
 static const struct {
+	int64_t paid;
+	bool ok;
+	int64_t want;
+} premium_cases[] = {
+    {1250, true, 250},		      /* exactly 1000 × 5/4 */
+    {1252, true, 251},		      /* ceil(1001 × 5/4): 1001 standard + 251 */
+    {1251, true, 251},		      /* overpaid by one: 1000 standard still covered */
+    {2, true, 1},		      /* ceil(1 × 5/4) */
+    {5, true, 1},
+    {4, true, 1},
+    {1, true, 1},
+    {0, true, 0},
+    {INT64_MAX, true, 1844674407370955162}, /* ceil(INT64_MAX / 5), no overflow */
+    {-1, false, 0},
+    {INT64_MIN, false, 0},
+};
+
+/*
+ * The surcharge is ceil(paid / 5), and splitting a quoted premium price
+ * gives back exactly the standard price it was computed from: for every
+ * standard price s in a range, paid = ceil(s × 5/4) splits into s + (paid − s).
+ */
+static void
+test_premium_part(void **state)
+{
+	int64_t got, paid;
+	bool ok;
+	int bad = 0;
+
+	(void)state;
+	for (size_t i = 0; i < NELEM(premium_cases); i++) {
+		got = 777;
+		ok = money_premium_part(premium_cases[i].paid, &got);
+		EXPECT(bad, ok == premium_cases[i].ok && got == (ok ? premium_cases[i].want : 777),
+		    "premium_part(%lld): ok %d got %lld", (long long)premium_cases[i].paid, ok,
+		    (long long)got);
+	}
+	for (int64_t std = 1; std <= 100000; std++) {
+		assert_true(money_mul_ratio_ceil(std, MONEY_PREMIUM_NUM, MONEY_PREMIUM_DEN, &paid));
+		assert_true(money_premium_part(paid, &got));
+		EXPECT(bad, paid - got == std,
+		    "standard %lld, paid %lld: surcharge %lld", (long long)std, (long long)paid,
+		    (long long)got);
+	}
+	assert_int_equal(bad, 0);
+}
+
+static const struct {
 	const char *s;
 	int rc;
 	int64_t want;
@@ -342,6 +390,7 @@ main(void)
 	    cmocka_unit_test(test_add_sub_mul),
 	    cmocka_unit_test(test_mul_ratio_ceil),
 	    cmocka_unit_test(test_div_ceil),
+	    cmocka_unit_test(test_premium_part),
 	    cmocka_unit_test(test_parse_usd),
 	    cmocka_unit_test(test_format_usd),
 	    cmocka_unit_test(test_parse_units),

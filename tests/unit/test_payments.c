@@ -262,22 +262,27 @@ test_settle_decide(void **state)
 		enum pay_state st;
 		const char *row_seller;
 		int64_t row_amount;
+		uint8_t pool;
 		uint8_t outcome;
 		const char *seller;
 		int64_t price;
 		enum pay_settle_action want;
 	} rows[] = {
-	    {0, PAY_RESERVED, "", 1000, SETTLE_CAPTURE, "s1", 900, SA_UNKNOWN},
-	    {1, PAY_RESERVED, "", 1000, SETTLE_CAPTURE, "s1", 900, SA_CAPTURE},
-	    {1, PAY_RESERVED, "", 1000, SETTLE_CAPTURE, "s1", 1000, SA_CAPTURE},
-	    {1, PAY_RESERVED, "", 1000, SETTLE_CAPTURE, "s1", 1001, SA_OVER_AMOUNT},
-	    {1, PAY_RESERVED, "", 1000, SETTLE_RELEASE, "", 0, SA_RELEASE},
-	    {1, PAY_CAPTURED, "s1", 1000, SETTLE_CAPTURE, "s1", 900, SA_SAME_CAPTURE},
-	    {1, PAY_CAPTURED, "s1", 1000, SETTLE_CAPTURE, "s2", 900, SA_CONFLICT},
-	    {1, PAY_CAPTURED, "s1", 1000, SETTLE_CAPTURE, "s1", 800, SA_CONFLICT},
-	    {1, PAY_CAPTURED, "s1", 1000, SETTLE_RELEASE, "", 0, SA_CONFLICT},
-	    {1, PAY_RELEASED, "", 1000, SETTLE_RELEASE, "", 0, SA_SAME_RELEASE},
-	    {1, PAY_RELEASED, "", 1000, SETTLE_CAPTURE, "s1", 900, SA_CONFLICT},
+	    {0, PAY_RESERVED, "", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 900, SA_UNKNOWN},
+	    {1, PAY_RESERVED, "", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 900, SA_CAPTURE},
+	    {1, PAY_RESERVED, "", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 1000, SA_CAPTURE},
+	    {1, PAY_RESERVED, "", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 1001, SA_OVER_AMOUNT},
+	    {1, PAY_RESERVED, "", 1000, POOL_STANDARD, SETTLE_RELEASE, "", 0, SA_RELEASE},
+	    {1, PAY_CAPTURED, "s1", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 900, SA_SAME_CAPTURE},
+	    {1, PAY_CAPTURED, "s1", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s2", 900, SA_CONFLICT},
+	    {1, PAY_CAPTURED, "s1", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 800, SA_CONFLICT},
+	    {1, PAY_CAPTURED, "s1", 1000, POOL_STANDARD, SETTLE_RELEASE, "", 0, SA_CONFLICT},
+	    {1, PAY_RELEASED, "", 1000, POOL_STANDARD, SETTLE_RELEASE, "", 0, SA_SAME_RELEASE},
+	    {1, PAY_RELEASED, "", 1000, POOL_STANDARD, SETTLE_CAPTURE, "s1", 900, SA_CONFLICT},
+	    /* Premium: 1250 paid holds a 250 surcharge, so the seller's price fits in 1000. */
+	    {1, PAY_RESERVED, "", 1250, POOL_PREMIUM, SETTLE_CAPTURE, "s1", 1000, SA_CAPTURE},
+	    {1, PAY_RESERVED, "", 1250, POOL_PREMIUM, SETTLE_CAPTURE, "s1", 1001, SA_OVER_AMOUNT},
+	    {1, PAY_RESERVED, "", 1250, POOL_STANDARD, SETTLE_CAPTURE, "s1", 1001, SA_CAPTURE},
 	};
 
 	(void)state;
@@ -289,6 +294,7 @@ test_settle_decide(void **state)
 		memset(&m, 0, sizeof(m));
 		row.state = rows[i].st;
 		row.amount = rows[i].row_amount;
+		row.pool = rows[i].pool;
 		snprintf(row.seller_id, sizeof(row.seller_id), "%s", rows[i].row_seller);
 		row.seller_amount = 900;
 		snprintf(row.key_id, sizeof(row.key_id), "k1");
@@ -337,7 +343,7 @@ remove_db(sqlite3 *db, const char *path)
 static enum pay_reserve
 reserve(sqlite3 *db, const char *id, int64_t now, char xfer[72])
 {
-	struct pay_reservation r = {id, "test", REALM, "openai", 1000, now + 300};
+	struct pay_reservation r = {id, "test", REALM, "openai", 1000, now + 300, POOL_STANDARD};
 	enum pay_reserve res;
 
 	assert_int_equal(pay_store_reserve(db, &r, now, &res, xfer), 0);
@@ -384,7 +390,7 @@ test_store_lifecycle(void **state)
 	snprintf(m.key_id, sizeof(m.key_id), "k_1");
 	snprintf(m.seller_id, sizeof(m.seller_id), "s_1");
 	m.seller_price = 900;
-	assert_int_equal(pay_store_capture(db, "ch_1", &m, 107), 0);
+	assert_int_equal(pay_store_capture(db, "ch_1", &m, 0, 107), 0);
 	assert_int_equal(pay_store_get(db, "ch_1", &row), 1);
 	assert_int_equal(row.state, PAY_CAPTURED);
 	assert_string_equal(row.xfer_id, x3);
@@ -394,13 +400,16 @@ test_store_lifecycle(void **state)
 	assert_int_equal(outbox_count(db, "post"), 1);
 	assert_int_equal(reserve(db, "ch_1", 108, x1), RES_USED);
 	assert_int_equal(pay_store_release(db, "ch_1", 1, 109), -1);
-	assert_int_equal(pay_store_capture(db, "ch_1", &m, 110), -1);
+	assert_int_equal(pay_store_capture(db, "ch_1", &m, 0, 110), -1);
 	assert_int_not_equal(db_exec(db, "UPDATE payments SET state = 'released'"), SQLITE_OK);
 	assert_int_not_equal(db_exec(db, "DELETE FROM payments"), SQLITE_OK);
 	/* A capture above the amount paid is refused by the schema too. */
 	assert_int_equal(reserve(db, "ch_2", 200, x1), RES_NEW);
 	m.seller_price = 1001;
-	assert_int_equal(pay_store_capture(db, "ch_2", &m, 201), -1);
+	assert_int_equal(pay_store_capture(db, "ch_2", &m, 0, 201), -1);
+	/* And a seller's price that leaves no room for the premium surcharge. */
+	m.seller_price = 900;
+	assert_int_equal(pay_store_capture(db, "ch_2", &m, 101, 201), -1);
 	assert_int_equal(pay_store_get(db, "ch_none", &row), 0);
 	/* Stale reservations: only those older than the cutoff. */
 	assert_int_equal(reserve(db, "ch_3", 1000, x1), RES_NEW);
@@ -454,7 +463,7 @@ test_buyers_and_idempotency(void **state)
 	snprintf(m.key_id, sizeof(m.key_id), "k");
 	snprintf(m.seller_id, sizeof(m.seller_id), "s");
 	m.seller_price = 900;
-	assert_int_equal(pay_store_capture(db, "a1", &m, now), 0);
+	assert_int_equal(pay_store_capture(db, "a1", &m, 0, now), 0);
 	assert_int_equal(pay_buyer_spent(db, buyer, now), 1000);
 	/* The next UTC day starts afresh; retention drops old days. */
 	assert_int_equal(pay_buyer_spent(db, buyer, now + 86400), 0);
@@ -478,7 +487,7 @@ test_buyers_and_idempotency(void **state)
 	assert_int_equal(r, IDEM_SAME_RESERVED);
 	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp2, now + 300, now, &r), 0);
 	assert_int_equal(r, IDEM_MISMATCH);
-	assert_int_equal(pay_store_capture(db, "b1", &m, now), 0);
+	assert_int_equal(pay_store_capture(db, "b1", &m, 0, now), 0);
 	assert_int_equal(pay_idem_lookup(db, "k1", "b1", fp, now + 300, now, &r), 0);
 	assert_int_equal(r, IDEM_SAME_CAPTURED);
 	/* The same key with another credential is another record. */
