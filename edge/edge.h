@@ -15,6 +15,8 @@
 #include "edge/tls.h"
 
 #define EDGE_PROBLEM_BASE "https://cn2.ai/problems/"
+/* Retry-After of the edge's own 503s, in seconds: about one systemd restart of a daemon. */
+#define EDGE_RETRY_AFTER_S "5"
 
 struct edge_cfg {
 	char listen_http[64];  /* "127.0.0.1:8080", or "" for none */

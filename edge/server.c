@@ -294,8 +294,15 @@ hconn_problem(struct hconn *c, int status, const char *name, const char *detail)
 	if (c->state != ST_HANDLE)
 		return;
 	snprintf(type, sizeof(type), EDGE_PROBLEM_BASE "%s", name);
+	/*
+	 * Every 503 the edge writes is about now (a daemon restarting, no key
+	 * free this minute): Retry-After tells a client when trying again makes
+	 * sense instead of letting it spin.
+	 */
 	len = http_write_problem(buf, sizeof(buf), status, type, NULL, detail,
-	    "Cache-Control: no-store\r\n", c->keep_alive);
+	    status == 503 ? "Cache-Control: no-store\r\nRetry-After: " EDGE_RETRY_AFTER_S "\r\n" :
+			    "Cache-Control: no-store\r\n",
+	    c->keep_alive);
 	if (len < 0 || hconn_write(c, buf, (size_t)len) != 0) {
 		hconn_close(c);
 		return;

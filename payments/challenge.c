@@ -74,6 +74,8 @@ static const struct {
     [PP_IDEMPOTENCY_MISMATCH] = {422, CN2_PROBLEM("idempotency-key-mismatch"),
 	"Idempotency Key Reused", 0},
     [PP_BUYER_CEILING] = {402, MPP_PROBLEM("payment-insufficient"), "Payment Insufficient", 0},
+    [PP_REFUSED_BY_POLICY] = {403, CN2_PROBLEM("payment-refused-by-policy"), "Refused by Policy",
+	0},
 };
 
 int

@@ -63,6 +63,8 @@ static const struct cfg_key keys[] = {
 	"micro-USD one buyer may spend per UTC day (0: no ceiling)"),
     INTKEY("buyer_retention_days", buyer_retention_days, 1, 3650, "90",
 	"how long a buyer's daily spend is kept"),
+    OPTKEY("blocked_buyers_file", blocked_buyers_file,
+	"buyer ids (SHA-256 hex, one per line) refused with 403; re-read on SIGHUP"),
     OPTKEY("lnd_url", lnd_url, "lightning: LND's REST address, https://host:8080 (empty: off)"),
     OPTKEY("lnd_macaroon_file", lnd_macaroon_file, "lightning: the invoice macaroon, hex"),
     OPTKEY("lnd_tls_cert", lnd_tls_cert, "lightning: the node's own TLS certificate (PEM)"),

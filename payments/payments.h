@@ -59,7 +59,19 @@ struct payments_cfg {
 	char tempo_token[48];
 	char tempo_recipient[48];
 	int64_t tempo_chain_id;
+	char blocked_buyers_file[256]; /* "": nobody is refused */
 };
+
+/* Buyers refused by policy (policy.c): sorted SHA-256 buyer ids. */
+struct pay_policy {
+	uint8_t (*ids)[32];
+	size_t n;
+};
+/* Load path ("": an empty list) into p, replacing it; 0, or -1 with err and p untouched. */
+int pay_policy_load(struct pay_policy *p, const char *path, char *err, size_t errlen);
+void pay_policy_free(struct pay_policy *p);
+/* 1 if buyer (64 hex digits) is on the list, else 0. */
+int pay_policy_blocked(const struct pay_policy *p, const char *buyer);
 
 /* A secret as read from its file (the ASCII bytes are the HMAC key). */
 #define PAY_SECRET_MAX 128
@@ -101,6 +113,7 @@ struct payments {
 	struct dbq *q;
 	struct pay_http *http;
 	struct pay_keys keys;
+	struct pay_policy policy;
 	uv_timer_t sweep;
 	struct pay_call *calls; /* ledger requests awaiting a reply */
 	size_t writes;		/* queued writes whose done() has not run */
@@ -143,6 +156,7 @@ enum pay_problem {
 	PP_IDEMPOTENT_REPLAY,	 /* a retry of a request already answered */
 	PP_IDEMPOTENCY_MISMATCH, /* the same key and credential, another request */
 	PP_BUYER_CEILING,	 /* the buyer's daily ceiling (payment-insufficient) */
+	PP_REFUSED_BY_POLICY,	 /* a buyer the operator blocked: 403 */
 	PP_MAX,
 };
 

@@ -10,7 +10,7 @@
  * when test_secret_file names a file; each processor's credential (LND
  * macaroon, Stripe key) is read the same way. Secrets are wiped at stop.
  *
- * Rotation: SIGHUP re-reads challenge_secret_file. A new secret signs every
+ * Rotation: SIGHUP re-reads blocked_buyers_file (policy.c) and challenge_secret_file. A new secret signs every
  * challenge from then on; the one it replaces keeps verifying ids of
  * challenges that expire within challenge_ttl_s of the reload (those are
  * all it can have issued), then is wiped. A secret under 32 bytes refuses
@@ -187,7 +187,8 @@ payments_start(struct payments *s, struct daemon *d, const struct payments_cfg *
 	memset(s, 0, sizeof(*s));
 	s->cfg = cfg;
 	s->d = d;
-	if (load_keys(s, cfg, err, errlen) != 0) {
+	if (load_keys(s, cfg, err, errlen) != 0 ||
+	    pay_policy_load(&s->policy, cfg->blocked_buyers_file, err, errlen) != 0) {
 		wipe_keys(&s->keys);
 		return -1;
 	}
@@ -197,6 +198,7 @@ payments_start(struct payments *s, struct daemon *d, const struct payments_cfg *
 			db_close(s->db);
 		s->db = NULL;
 		wipe_keys(&s->keys);
+		pay_policy_free(&s->policy);
 		return -1;
 	}
 	if ((s->q = dbq_new(d->loop, s->db)) == NULL)
@@ -210,12 +212,16 @@ payments_start(struct payments *s, struct daemon *d, const struct payments_cfg *
 	return 0;
 }
 
+/* SIGHUP: the blocked buyers again, then the challenge secret. */
 int
 payments_reload(struct payments *s, char *err, size_t errlen)
 {
 	struct pay_secret fresh;
 	int64_t now = time_now_ms() / 1000;
 
+	if (pay_policy_load(&s->policy, s->cfg->blocked_buyers_file, err, errlen) != 0)
+		return -1;
+	log_info("%zu blocked buyer%s", s->policy.n, s->policy.n == 1 ? "" : "s");
 	if (load_secret("challenge_secret_file", s->cfg->challenge_secret_file, 1, &fresh, err,
 		errlen) != 0)
 		return -1;
@@ -252,6 +258,7 @@ payments_stop(struct payments *s)
 	db_close(s->db);
 	s->db = NULL;
 	wipe_keys(&s->keys);
+	pay_policy_free(&s->policy);
 }
 
 void

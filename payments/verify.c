@@ -7,6 +7,8 @@
  *       credential → 422; a retry of a request still in flight → 409; of
  *       one that was captured → 409 idempotent-replay with its receipt
  *       lightning: the invoice stored with this challenge must match
+ *       a buyer the operator blocked → 403 (policy.c), when the
+ *       credential names a source
  *       the buyer's daily ceiling, when the credential names a source
  *       the id: in flight → 409; captured → 402 invalid-challenge;
  *       new or released before → reserved, and the buyer's spend counted
@@ -238,6 +240,15 @@ confirm_apply(sqlite3 *db, void *arg)
 			snprintf(principal, sizeof(principal), "did:pkh:eip155:%lld:%s",
 			    (long long)op->s->cfg->tempo_chain_id, op->proof.payer);
 			pay_buyer_id(principal, op->v.buyer);
+			if (pay_policy_blocked(&op->s->policy, op->v.buyer)) {
+				log_info("payment %s: a blocked buyer's transaction, recorded as used",
+				    op->v.id);
+				refuse(op, PP_REFUSED_BY_POLICY,
+				    "payments from this sender are not accepted here; the transaction "
+				    "is recorded and the operator can refund it",
+				    0);
+				return pay_store_release(db, op->v.id, 0, now);
+			}
 			if ((rc = pay_buyer_charge(db, op->v.id, op->v.buyer, op->v.paid,
 				 op->s->cfg->buyer_daily_ceiling, now)) < 0)
 				return -1;
@@ -327,6 +338,11 @@ reserve_gates(sqlite3 *db, struct verify_op *op, int64_t now)
 			refuse(op, PP_INVALID_CHALLENGE, "no invoice of ours belongs to this challenge", 0);
 			return 1;
 		}
+	}
+	if (op->v.buyer[0] != '\0' && pay_policy_blocked(&op->s->policy, op->v.buyer)) {
+		refuse(op, PP_REFUSED_BY_POLICY,
+		    "payments from this buyer are not accepted here; nothing was taken", 0);
+		return 1;
 	}
 	if (op->v.buyer[0] != '\0' && ceiling > 0) {
 		if ((spent = pay_buyer_spent(db, op->v.buyer, now)) < 0)

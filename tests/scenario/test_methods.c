@@ -1144,6 +1144,67 @@ test_buyers(void **state)
 	restart_payments("");
 }
 
+/*
+ * The 403 row of MPP's table: a buyer the operator blocked is refused with
+ * no challenge (paying again cannot help), nothing is reserved or taken, and
+ * the list follows its file on SIGHUP — a bad file keeps the list in force.
+ */
+static void
+write_blocked(const char *text)
+{
+	char path[400];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/etc/blocked_buyers", T.env.dir);
+	assert_non_null(fp = fopen(path, "w"));
+	fputs(text, fp);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void
+test_policy(void **state)
+{
+	const char *mallory = "did:key:z6MkMalloryCn2Test";
+	struct mpp_challenge c;
+	struct h_resp r;
+	char hash[65], list[200], conf[500], *payload, *auth;
+
+	(void)state;
+	sha256_hex(mallory, hash);
+	snprintf(list, sizeof(list), "# abuse report 17\n\n%s\n", hash);
+	write_blocked(list);
+	snprintf(conf, sizeof(conf), "blocked_buyers_file = %s/etc/blocked_buyers\n", T.env.dir);
+	restart_payments(conf);
+	challenge_of("test", &c);
+	payload = test_payload(&c);
+	auth = auth_for(&c, payload, mallory);
+	pay_with(auth, NULL, CHAT, &r);
+	expect_problem(&r, 403, CN2("payment-refused-by-policy"));
+	assert_null(strcasestr(r.headers, "WWW-Authenticate"));
+	assert_int_equal(db_int("payments.db", "SELECT count(*) FROM payments WHERE id = ?", c.id), 0);
+	h_resp_free(&r);
+	pay_as("did:key:z6MkAliceCn2Test", 200, NULL);
+	/* A bad line: the reload is refused and Mallory stays blocked. */
+	write_blocked("not-a-buyer-id\n");
+	assert_int_equal(kill(h_pid(&T.env, "payments"), SIGHUP), 0);
+	usleep(300000);
+	pay_with(auth, NULL, CHAT, &r);
+	expect_problem(&r, 403, CN2("payment-refused-by-policy"));
+	h_resp_free(&r);
+	/* Unblocked: the very same credential pays, so the refusal took nothing. */
+	write_blocked("# nobody\n");
+	assert_int_equal(kill(h_pid(&T.env, "payments"), SIGHUP), 0);
+	usleep(300000);
+	pay_with(auth, NULL, CHAT, &r);
+	expect_paid(&r, "test", NULL, c.id);
+	h_resp_free(&r);
+	assert_true(h_log_contains(&T.env, "blocked_buyers_file: line 1 is not a buyer id"));
+	free(auth);
+	free(payload);
+	mpp_challenge_free(&c);
+	restart_payments("");
+}
+
 static size_t
 discard(char *d, size_t size, size_t n, void *arg)
 {
@@ -1442,6 +1503,7 @@ main(void)
 	    cmocka_unit_test(test_problem_types),
 	    cmocka_unit_test(test_idempotency),
 	    cmocka_unit_test(test_buyers),
+	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_concurrency),
 	    cmocka_unit_test(test_restart_mid_flight),
 	};

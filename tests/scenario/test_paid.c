@@ -487,6 +487,7 @@ test_no_key_is_503_not_402(void **state)
 	assert_int_equal(r.status, 503);
 	assert_string_equal(problem_name(&r), "no-key-available");
 	assert_null(strcasestr(r.headers, "WWW-Authenticate"));
+	assert_non_null(strcasestr(r.headers, "\nRetry-After: 5\r\n"));
 	h_resp_free(&r);
 }
 

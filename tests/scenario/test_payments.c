@@ -970,6 +970,27 @@ signed_with(const struct mpp_challenge *c, const char *secret)
 	return mpp_challenge_check_id((const uint8_t *)secret, strlen(secret), c) == 0;
 }
 
+/* A copy of c whose id the rotated-out secret signed, expiring in an hour: must be refused. */
+static void
+expect_forged_refused(const struct mpp_challenge *c, const char *old_secret)
+{
+	char exp[40], forged_id[MPP_ID_BUFSZ], *forged;
+	struct mpp_challenge f = *c;
+	struct h_reply rep;
+
+	rfc3339_now_plus(3600, exp);
+	f.expires = exp;
+	assert_int_equal(mpp_challenge_id((const uint8_t *)old_secret, strlen(old_secret), &f,
+			     forged_id),
+	    0);
+	f.id = forged_id;
+	forged = pay(&f);
+	verify(forged, 1, PRICE, &rep);
+	expect_problem(&rep, 402, "https://paymentauth.org/problems/invalid-challenge");
+	h_replies_free(&rep, 1);
+	free(forged);
+}
+
 /*
  * Secret rotation on SIGHUP: new challenges are signed with the new secret,
  * a credential of the old one still verifies (its challenge has not
@@ -981,8 +1002,8 @@ static void
 test_secret_rotation(void **state)
 {
 	static const char s2[] = "2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f2f";
-	char id[MPP_ID_BUFSZ], s1[129], exp[40], forged_id[MPP_ID_BUFSZ], *old, *cred, *forged;
-	struct mpp_challenge c, f;
+	char id[MPP_ID_BUFSZ], s1[129], *old, *cred;
+	struct mpp_challenge c;
 	struct h_reply rep;
 	size_t len;
 
@@ -1010,15 +1031,7 @@ test_secret_rotation(void **state)
 	settle(c.id, SETTLE_RELEASE, "", 0, 0, &rep);
 	h_replies_free(&rep, 1);
 	/* The old secret, signing a challenge that outlives the rotation window: refused. */
-	f = c;
-	rfc3339_now_plus(3600, exp);
-	f.expires = exp;
-	assert_int_equal(mpp_challenge_id((const uint8_t *)s1, strlen(s1), &f, forged_id), 0);
-	f.id = forged_id;
-	forged = pay(&f);
-	verify(forged, 1, PRICE, &rep);
-	expect_problem(&rep, 402, "https://paymentauth.org/problems/invalid-challenge");
-	h_replies_free(&rep, 1);
+	expect_forged_refused(&c, s1);
 	/* A short secret does not load; challenges stay signed with s2. */
 	write_secret("secrets/challenge.key", "0123456789abcdef0123456789abcde\n");
 	assert_int_equal(kill(h_pid(&T.env, "payments"), SIGHUP), 0);
@@ -1033,7 +1046,51 @@ test_secret_rotation(void **state)
 	mpp_challenge_free(&c);
 	free(old);
 	free(cred);
-	free(forged);
+}
+
+/*
+ * Rotation across a restart: the operator moves the running secret to
+ * challenge_previous_secret_file and puts a new one in place. Credentials
+ * for challenges the old secret signed still verify after the restart; the
+ * old secret signs nothing new (a challenge outliving the window is
+ * refused); and without the previous file the same credential is refused,
+ * so it is that setting which carries it.
+ */
+static void
+test_previous_secret_restart(void **state)
+{
+	static const char s3[] = "3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e";
+	char id[MPP_ID_BUFSZ], old_secret[129], prev_line[600], *old;
+	struct mpp_challenge c;
+	struct h_reply rep;
+	size_t len;
+
+	(void)state;
+	read_secret("secrets/challenge.key", old_secret, &len);
+	old = fresh_credential(id);
+	write_secret("secrets/challenge_prev.key", old_secret);
+	write_secret("secrets/challenge.key", s3);
+	snprintf(prev_line, sizeof(prev_line),
+	    "challenge_previous_secret_file = %s/secrets/challenge_prev.key\n", T.env.dir);
+	restart_payments(prev_line);
+	challenge("", &rep);
+	first_challenge(&rep, &c);
+	h_replies_free(&rep, 1);
+	assert_true(signed_with(&c, s3));
+	verify(old, 1, PRICE, &rep);
+	expect_ticket(&rep, id);
+	h_replies_free(&rep, 1);
+	settle(id, SETTLE_RELEASE, "", 0, 0, &rep);
+	h_replies_free(&rep, 1);
+	/* The previous secret signs nothing that outlives the window. */
+	expect_forged_refused(&c, old_secret);
+	/* Without the previous secret the same credential is a stranger. */
+	restart_payments("");
+	verify(old, 1, PRICE, &rep);
+	expect_problem(&rep, 402, "https://paymentauth.org/problems/invalid-challenge");
+	h_replies_free(&rep, 1);
+	mpp_challenge_free(&c);
+	free(old);
 }
 
 static void
@@ -1185,6 +1242,7 @@ main(void)
 	    cmocka_unit_test(test_expired),
 	    cmocka_unit_test(test_sweep_releases_stale),
 	    cmocka_unit_test(test_secret_rotation),
+	    cmocka_unit_test(test_previous_secret_restart),
 	    cmocka_unit_test(test_short_secret_refused),
 	    cmocka_unit_test(test_no_secrets_in_logs_or_db),
 	};

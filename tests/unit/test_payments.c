@@ -539,6 +539,79 @@ test_problem_table(void **state)
 	assert_int_equal(pay_problem_status(PP_LEDGER_UNAVAILABLE), 503);
 }
 
+/* blocked_buyers_file: what loads, what is refused (naming the line), and lookups. */
+static void
+test_policy_file(void **state)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		size_t n;
+		const char *why; /* part of the error */
+	} rows[] = {
+	    {"", 0, 0, NULL},
+	    {"# nobody yet\n\n", 0, 0, NULL},
+	    {"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n"
+	     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+		0, 2, NULL},
+	    {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, 1, NULL},
+	    {"# x\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", -1, 0,
+		"line 2 is not a buyer id"},
+	    {"aaaa\n", -1, 0, "line 1 is not a buyer id"},
+	    {" aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", -1, 0, "line 1"},
+	};
+	struct pay_policy p = {NULL, 0};
+	char path[64], err[256];
+	int fd;
+
+	(void)state;
+	for (size_t i = 0; i < NF(rows); i++) {
+		snprintf(path, sizeof(path), "/tmp/test_policy_XXXXXX");
+		assert_true((fd = mkstemp(path)) >= 0);
+		assert_int_equal(write(fd, rows[i].text, strlen(rows[i].text)),
+		    (ssize_t)strlen(rows[i].text));
+		close(fd);
+		/* A list in force stays when a new file is refused. */
+		assert_int_equal(pay_policy_load(&p, "", err, sizeof(err)), 0);
+		err[0] = '\0';
+		if (pay_policy_load(&p, path, err, sizeof(err)) != rows[i].rc)
+			fail_msg("row %zu: %s", i, err);
+		if (rows[i].why != NULL && strstr(err, rows[i].why) == NULL)
+			fail_msg("row %zu: %s", i, err);
+		assert_int_equal(p.n, rows[i].n);
+		unlink(path);
+	}
+	/* A file that cannot be read is refused too; then a long list, and lookups. */
+	assert_int_equal(pay_policy_load(&p, "/nonexistent/blocked", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "blocked_buyers_file"));
+	snprintf(path, sizeof(path), "/tmp/test_policy_XXXXXX");
+	assert_true((fd = mkstemp(path)) >= 0);
+	for (int i = 0; i < 300; i++) {
+		char line[80], hex[65];
+
+		pay_buyer_id(i % 2 == 0 ? "even" : "odd", hex); /* duplicates are harmless */
+		snprintf(line, sizeof(line), "%02x%.62s\n", i % 256, hex + 2);
+		assert_int_equal(write(fd, line, strlen(line)), (ssize_t)strlen(line));
+	}
+	close(fd);
+	assert_int_equal(pay_policy_load(&p, path, err, sizeof(err)), 0);
+	unlink(path);
+	assert_int_equal(p.n, 300);
+	{
+		char hex[65], probe[65];
+
+		pay_buyer_id("even", hex);
+		snprintf(probe, sizeof(probe), "%02x%.62s", 42, hex + 2);
+		assert_int_equal(pay_policy_blocked(&p, probe), 1);
+		snprintf(probe, sizeof(probe), "%02x%.62s", 43, hex + 2); /* 43 is odd's */
+		assert_int_equal(pay_policy_blocked(&p, probe), 0);
+		assert_int_equal(pay_policy_blocked(&p, "short"), 0);
+		assert_int_equal(pay_policy_blocked(&p, ""), 0);
+	}
+	pay_policy_free(&p);
+	assert_int_equal(p.n, 0);
+}
+
 int
 main(void)
 {
@@ -550,6 +623,7 @@ main(void)
 	    cmocka_unit_test(test_buyers_and_idempotency),
 	    cmocka_unit_test(test_xfer_id),
 	    cmocka_unit_test(test_problem_table),
+	    cmocka_unit_test(test_policy_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
