@@ -19,6 +19,12 @@
  * Amounts: sats = ceil(µUSD / lightning_micro_usd_per_sat), rounded in the
  * platform's favour; what the buyer paid in µUSD is sats × the rate.
  *
+ * Budget: anyone can ask for a 402, and each one with lightning on costs the
+ * node an invoice. lightning_invoices_per_minute is a token bucket (a
+ * minute's worth of burst) over all challenges: past it, 402s offer the
+ * other methods only, or 503 with Retry-After when lightning is all the
+ * buyer accepts, and the node is spared.
+ *
  * Security stance: LND is reached over TLS with its own certificate only;
  * the macaroon travels in a header built here and is never logged; LND's
  * answer is parsed strictly (a hash of exactly 32 bytes, an invoice of
@@ -38,6 +44,7 @@
 #include "common/b64url.h"
 #include "common/log.h"
 #include "common/money.h"
+#include "common/timefmt.h"
 
 #define INVOICE_MAX 2047
 
@@ -129,6 +136,34 @@ ln_on_invoice(void *arg, const struct pay_http_result *r)
 	free(lo);
 }
 
+/* Take one invoice from the budget: 1, or 0 when it is spent (warned once a minute). */
+static int
+invoice_budget_take(struct payments *s)
+{
+	int64_t per_min = s->cfg->lightning_invoices_per_minute, cap = per_min * 1000,
+		now = time_now_ms(), *t = &s->invoices.tokens_milli;
+
+	if (s->invoices.at_ms == 0)
+		*t = cap;
+	else if (now > s->invoices.at_ms)
+		*t = (now - s->invoices.at_ms) > 60000 ? cap :
+							 *t + (now - s->invoices.at_ms) * per_min / 60;
+	if (*t > cap)
+		*t = cap;
+	s->invoices.at_ms = now;
+	if (*t >= 1000) {
+		*t -= 1000;
+		return 1;
+	}
+	if (now - s->invoices.warned_ms >= 60000) {
+		log_warnx("lightning_invoices_per_minute (%" PRId64 ") reached: 402s leave "
+			  "lightning out for now",
+		    per_min);
+		s->invoices.warned_ms = now;
+	}
+	return 0;
+}
+
 int
 pay_lightning_offer(struct payments *s, const char *realm, int64_t amount, struct pay_offer *o,
     pay_offer_fn done, void *arg)
@@ -141,7 +176,7 @@ pay_lightning_offer(struct payments *s, const char *realm, int64_t amount, struc
 	int64_t sats;
 
 	if (!money_div_ceil(amount, cfg->lightning_micro_usd_per_sat, &sats) ||
-	    (lo = calloc(1, sizeof(*lo))) == NULL)
+	    !invoice_budget_take(s) || (lo = calloc(1, sizeof(*lo))) == NULL)
 		return -1;
 	*lo = (struct ln_offer){s, o, done, arg, sats, amount};
 	snprintf(url, sizeof(url), "%s/v1/invoices", cfg->lnd_url);

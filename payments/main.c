@@ -70,6 +70,9 @@ static const struct cfg_key keys[] = {
     OPTKEY("lnd_tls_cert", lnd_tls_cert, "lightning: the node's own TLS certificate (PEM)"),
     INTKEY("lightning_micro_usd_per_sat", lightning_micro_usd_per_sat, 1, 100000000, "1000",
 	"lightning: micro-USD per satoshi (sats are rounded up)"),
+    INTKEY("lightning_invoices_per_minute", lightning_invoices_per_minute, 1, 6000000, "600",
+	"lightning: invoices created for challenges per minute, at most (a 402 past it omits "
+	"lightning)"),
     {"lightning_network", CFG_STR, offsetof(struct payments_cfg, lightning_network),
 	sizeof(cfg.lightning_network), 6, 7, "mainnet", "lightning: mainnet, regtest or signet"},
     {"stripe_api_url", CFG_STR, offsetof(struct payments_cfg, stripe_api_url),

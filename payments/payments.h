@@ -48,6 +48,7 @@ struct payments_cfg {
 	char lnd_tls_cert[256];
 	int64_t lightning_micro_usd_per_sat;
 	char lightning_network[16];
+	int64_t lightning_invoices_per_minute; /* invoices created for challenges, at most */
 	/* stripe (on when stripe_secret_key_file is set) */
 	char stripe_api_url[256];
 	char stripe_secret_key_file[256];
@@ -114,6 +115,11 @@ struct payments {
 	struct pay_http *http;
 	struct pay_keys keys;
 	struct pay_policy policy;
+	struct {
+		int64_t tokens_milli; /* invoices that may be created now, × 1000 */
+		int64_t at_ms;	      /* when tokens_milli was last topped up */
+		int64_t warned_ms;    /* the last "budget spent" warning */
+	} invoices;
 	uv_timer_t sweep;
 	struct pay_call *calls; /* ledger requests awaiting a reply */
 	size_t writes;		/* queued writes whose done() has not run */

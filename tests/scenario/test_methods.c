@@ -1205,6 +1205,61 @@ test_policy(void **state)
 	restart_payments("");
 }
 
+/*
+ * The invoice budget: with lightning_invoices_per_minute = 2, two 402s carry
+ * a lightning challenge (two invoices at the node); the third leaves
+ * lightning out — offering the other methods, or 503 with Retry-After when
+ * lightning is all the buyer takes — and the node is not asked again.
+ */
+static int
+lnd_invoice_calls(void)
+{
+	char *stats = fake_call(T.lnd_port, "/_fake/stats", NULL);
+	cJSON *j = cJSON_Parse(stats), *routes = cJSON_GetObjectItem(j, "by_route");
+	cJSON *v = cJSON_GetObjectItem(routes, "/v1/invoices");
+	int n = cJSON_IsNumber(v) ? v->valueint : 0;
+
+	cJSON_Delete(j);
+	free(stats);
+	return n;
+}
+
+static void
+test_invoice_budget(void **state)
+{
+	const char *ln_only[] = {"Accept-Payment: lightning/charge", NULL};
+	struct mpp_challenge c[8];
+	struct h_resp r;
+	size_t n;
+	int before;
+
+	(void)state;
+	restart_payments("lightning_invoices_per_minute = 2\n");
+	before = lnd_invoice_calls();
+	for (int i = 0; i < 2; i++) {
+		challenge_of("lightning", &c[0]);
+		mpp_challenge_free(&c[0]);
+	}
+	assert_int_equal(lnd_invoice_calls(), before + 2);
+	/* Spent: the 402 offers the rest. */
+	post(NULL, CHAT, &r);
+	assert_int_equal(r.status, 402);
+	n = challenges_of(&r, c, 8);
+	assert_true(n >= 1);
+	for (size_t i = 0; i < n; i++)
+		assert_string_not_equal(c[i].method, "lightning");
+	free_challenges(c, n);
+	h_resp_free(&r);
+	/* Lightning alone: nothing to offer now, and a time to come back. */
+	post(ln_only, CHAT, &r);
+	expect_problem(&r, 503, CN2("payment-method-unavailable"));
+	assert_true(retry_after(&r) > 0);
+	h_resp_free(&r);
+	assert_int_equal(lnd_invoice_calls(), before + 2);
+	assert_true(h_log_contains(&T.env, "lightning_invoices_per_minute (2) reached"));
+	restart_payments("");
+}
+
 static size_t
 discard(char *d, size_t size, size_t n, void *arg)
 {
@@ -1504,6 +1559,7 @@ main(void)
 	    cmocka_unit_test(test_idempotency),
 	    cmocka_unit_test(test_buyers),
 	    cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_invoice_budget),
 	    cmocka_unit_test(test_concurrency),
 	    cmocka_unit_test(test_restart_mid_flight),
 	};
