@@ -14,6 +14,11 @@
  * only {kid, enc, ct}. Only cn2-vault can open it, and only for this seller
  * and provider; the platform API in between carries ciphertext.
  *
+ * `add` also sets the listing's terms the router enforces (region, premium
+ * opt-in, allowed routes, requests per minute and day, daily budget): each
+ * is checked here first, so a typo gets a clear message before anything is
+ * sealed or sent, and the platform API checks them again.
+ *
  * Security stance: the API key is read from a file or standard input, never
  * from the command line (where `ps` would show it), and wiped from memory
  * once sealed.
@@ -33,6 +38,13 @@
 #include "common/b64url.h"
 #include "common/hpke.h"
 #include "common/jwt.h"
+#include "common/money.h"
+
+/* The bounds the router puts on a listing's terms (router/router.h). */
+#define TERMS_ROUTES_MAX 16
+#define TERMS_ROUTE_LEN 511
+#define TERMS_RPM_MAX 1000000
+#define TERMS_RPD_MAX 10000000
 
 struct keys_opts {
 	const char *dir;      /* local state directory (secrets, certificate) */
@@ -43,6 +55,16 @@ struct keys_opts {
 	const char *key_file; /* "-" for standard input */
 	const char *price;    /* USD per request, "0.002" */
 	char cacert[400];
+};
+
+/* The listing terms `keys add` may set; NULL or 0: the platform's default (none). */
+struct keys_terms {
+	const char *region; /* "eu" or "us" */
+	int premium;	    /* 1: may serve the premium pool */
+	const char *route[TERMS_ROUTES_MAX];
+	size_t nroutes;
+	const char *rpm, *rpd; /* whole numbers, as given */
+	const char *budget;    /* USD per UTC day, as given */
 };
 
 /* A token for opts->as, signed with <dir>/secrets/jwt.key. Caller frees. */
@@ -247,23 +269,117 @@ keys_send(const struct keys_opts *o, const char *path, cJSON *body, long want)
 	return rc;
 }
 
+/* "METHOD /path": an upper-case method or *, one space, a path without blanks, ?, # or commas. */
+static int
+route_ok(const char *r)
+{
+	size_t m = strspn(r, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+	if (m == 0 && r[0] == '*')
+		m = 1;
+	return m > 0 && strlen(r) <= TERMS_ROUTE_LEN && r[m] == ' ' && r[m + 1] == '/' &&
+	    strcspn(r + m + 1, " \t?#,") == strlen(r + m + 1);
+}
+
+/* A whole number from 0 to max, in decimal digits only. */
+static int
+count_ok(const char *s, long max)
+{
+	char *end;
+	long v;
+
+	if (s[0] < '0' || s[0] > '9' || strlen(s) > 9)
+		return 0;
+	v = strtol(s, &end, 10);
+	return *end == '\0' && v <= max;
+}
+
+/* Every --route well formed? 0, or -1 with the reason printed. */
+static int
+routes_check(const struct keys_terms *t)
+{
+	for (size_t i = 0; i < t->nroutes; i++)
+		if (!route_ok(t->route[i])) {
+			fprintf(stderr, "cn2: --route \"%.80s\": a route is \"METHOD /path\", "
+					"such as 'POST /v1/chat/completions' (method upper case "
+					"or *)\n",
+			    t->route[i]);
+			return -1;
+		}
+	return 0;
+}
+
+/* Check the terms as the router would. 0, or -1 with the reason printed. */
+static int
+terms_check(const struct keys_terms *t)
+{
+	int64_t budget;
+
+	if (t->region != NULL && strcmp(t->region, "eu") != 0 && strcmp(t->region, "us") != 0)
+		fprintf(stderr, "cn2: --region must be eu or us (leave it out for none)\n");
+	else if (t->rpm != NULL && !count_ok(t->rpm, TERMS_RPM_MAX))
+		fprintf(stderr, "cn2: --rpm must be a whole number from 0 (no limit) to %d\n",
+		    TERMS_RPM_MAX);
+	else if (t->rpd != NULL && !count_ok(t->rpd, TERMS_RPD_MAX))
+		fprintf(stderr, "cn2: --rpd must be a whole number from 0 (no limit) to %d\n",
+		    TERMS_RPD_MAX);
+	else if (t->budget != NULL && money_parse_usd(t->budget, &budget) != 0)
+		fprintf(stderr, "cn2: --daily-budget must be an amount in USD, such as 5 or 2.50 "
+				"(0 for no cap)\n");
+	else
+		return routes_check(t);
+	return -1;
+}
+
+/* The terms as POST /api/keys takes them. 0, or -1 when out of memory. */
+static int
+terms_into(const struct keys_terms *t, cJSON *body)
+{
+	cJSON *routes;
+
+	if ((t->region != NULL && cJSON_AddStringToObject(body, "region", t->region) == NULL) ||
+	    (t->premium && cJSON_AddTrueToObject(body, "premium") == NULL) ||
+	    (t->rpm != NULL && cJSON_AddNumberToObject(body, "rpm", atof(t->rpm)) == NULL) ||
+	    (t->rpd != NULL && cJSON_AddNumberToObject(body, "rpd", atof(t->rpd)) == NULL) ||
+	    (t->budget != NULL &&
+		cJSON_AddStringToObject(body, "daily_budget_usd", t->budget) == NULL))
+		return -1;
+	if (t->nroutes == 0)
+		return 0;
+	if ((routes = cJSON_AddArrayToObject(body, "routes")) == NULL)
+		return -1;
+	for (size_t i = 0; i < t->nroutes; i++)
+		if (!cJSON_AddItemToArray(routes, cJSON_CreateString(t->route[i])))
+			return -1;
+	return 0;
+}
+
+static int
+keys_add(struct keys_opts *o, const struct keys_terms *t)
+{
+	cJSON *body = cJSON_CreateObject();
+	int rc = 1;
+
+	snprintf(o->cacert, sizeof(o->cacert), "%s/tls/cert.pem", o->dir);
+	if (access(o->cacert, R_OK) != 0)
+		o->cacert[0] = '\0';
+	if (body != NULL && cJSON_AddStringToObject(body, "provider", o->provider) != NULL &&
+	    cJSON_AddStringToObject(body, "price_usd", o->price) != NULL &&
+	    terms_into(t, body) == 0 && sealed_body(o, o->provider, body) == 0)
+		rc = keys_send(o, "/api/keys", body, 201);
+	cJSON_Delete(body);
+	return rc;
+}
+
 int
 cli_keys_add(const char *dir, const char *url, const char *token, const char *as,
     const char *provider, const char *key_file, const char *price)
 {
 	struct keys_opts o = {dir, url, token, as, provider, key_file, price, ""};
-	cJSON *body = cJSON_CreateObject();
-	int rc = 1;
+	struct keys_terms none;
 
-	snprintf(o.cacert, sizeof(o.cacert), "%s/tls/cert.pem", dir);
-	if (access(o.cacert, R_OK) != 0)
-		o.cacert[0] = '\0';
-	if (body != NULL && cJSON_AddStringToObject(body, "provider", provider) != NULL &&
-	    cJSON_AddStringToObject(body, "price_usd", price) != NULL &&
-	    sealed_body(&o, provider, body) == 0)
-		rc = keys_send(&o, "/api/keys", body, 201);
-	cJSON_Delete(body);
-	return rc;
+	memset(&none, 0, sizeof(none));
+	return keys_add(&o, &none);
 }
 
 /* The provider of one of the seller's keys, from GET /api/keys. */
@@ -318,9 +434,17 @@ keys_usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: cn2 keys add --provider NAME --price USD (--key-file FILE | --key-file -)\n"
+	    "                    [--region eu|us] [--premium] [--route 'METHOD /path']...\n"
+	    "                    [--rpm N] [--rpd N] [--daily-budget USD]\n"
 	    "       cn2 keys rotate KEY_ID (--key-file FILE | --key-file -)\n"
-	    "       cn2 keys list\n"
+	    "       cn2 keys list      (each key with its status, score and terms, as JSON)\n"
 	    "The key is sealed here to the vault's public key (HPKE); only the vault opens it.\n"
+	    "terms:   --region eu|us               the key's region (EU buyers get eu keys only)\n"
+	    "         --premium                    may serve the premium pool (price x 1.25)\n"
+	    "         --route 'POST /v1/chat/completions'  allowed route, repeatable, at most 16\n"
+	    "                                      (default: every route of the provider)\n"
+	    "         --rpm N, --rpd N             requests per minute / day (default: no limit)\n"
+	    "         --daily-budget USD           upstream spend per UTC day (default: no cap)\n"
 	    "options: --url https://localhost:8443  the platform API (default)\n"
 	    "         --dir var                    local state: certificate, jwt secret\n"
 	    "         --token TOKEN                a bearer token (default: sign one locally)\n"
@@ -335,14 +459,19 @@ cmd_keys(int argc, char **argv)
 	    {"token", required_argument, NULL, 't'}, {"as", required_argument, NULL, 'a'},
 	    {"provider", required_argument, NULL, 'p'}, {"key-file", required_argument, NULL, 'k'},
 	    {"price", required_argument, NULL, 'P'}, {"help", no_argument, NULL, 'h'},
+	    {"region", required_argument, NULL, 'r'}, {"premium", no_argument, NULL, 'm'},
+	    {"route", required_argument, NULL, 'R'}, {"rpm", required_argument, NULL, 'M'},
+	    {"rpd", required_argument, NULL, 'D'}, {"daily-budget", required_argument, NULL, 'B'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct keys_opts o = {"var", "https://localhost:8443", NULL, "local-seller", NULL, NULL,
 	    NULL, ""};
+	struct keys_terms t;
 	struct fetch_resp r;
 	const char *verb;
-	int ch, rc = 1;
+	int ch, rc = 1, terms = 0;
 
+	memset(&t, 0, sizeof(t));
 	if (argc < 2 || argv[1][0] == '-') {
 		keys_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -363,6 +492,19 @@ cmd_keys(int argc, char **argv)
 		case 'k': o.key_file = optarg; break;
 		case 'P': o.price = optarg; break;
 		case 'h': keys_usage(stdout); return 0;
+		case 'r': t.region = optarg; terms = 1; break;
+		case 'm': t.premium = 1; terms = 1; break;
+		case 'M': t.rpm = optarg; terms = 1; break;
+		case 'D': t.rpd = optarg; terms = 1; break;
+		case 'B': t.budget = optarg; terms = 1; break;
+		case 'R':
+			if (t.nroutes == TERMS_ROUTES_MAX) {
+				fprintf(stderr, "cn2: a key allows at most 16 routes\n");
+				return 2;
+			}
+			t.route[t.nroutes++] = optarg;
+			terms = 1;
+			break;
 		default: keys_usage(stderr); return 2;
 		}
 	}
@@ -371,7 +513,13 @@ cmd_keys(int argc, char **argv)
 			keys_usage(stderr);
 			return 2;
 		}
-		return cli_keys_add(o.dir, o.url, o.token, o.as, o.provider, o.key_file, o.price);
+		return terms_check(&t) == 0 ? keys_add(&o, &t) : 2;
+	}
+	if (terms) {
+		fprintf(stderr, "cn2: --region, --premium, --route, --rpm, --rpd and "
+				"--daily-budget are for keys add (PATCH /api/keys/ID changes a "
+				"listed key)\n");
+		return 2;
 	}
 	if (strcmp(verb, "list") != 0 && strcmp(verb, "rotate") != 0) {
 		keys_usage(stderr);

@@ -158,6 +158,7 @@ static const struct ipc_field outcome_fields[] = {
     FU32(ipc_outcome, latency_ms, 0, UINT32_MAX),
     FU8(ipc_outcome, failure, FAIL_NONE, FAIL_CANCEL),
     FU32(ipc_outcome, retry_after_s, 0, 86400),
+    FU8(ipc_outcome, error_class, ECLASS_NONE, ECLASS_QUOTA),
 };
 
 static const struct ipc_field settle_fields[] = {

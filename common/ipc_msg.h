@@ -289,9 +289,17 @@ struct ipc_outcome {
 	uint32_t latency_ms; /* to the first byte of the response */
 	uint8_t failure;     /* enum ipc_failure */
 	uint32_t retry_after_s; /* the upstream's Retry-After on a 429 or 503, in seconds; 0: none */
+	uint8_t error_class;	/* enum ipc_error_class: what the vault read in an error body */
 };
 
 enum ipc_failure { FAIL_NONE = 0, FAIL_CONNECT = 1, FAIL_TIMEOUT = 2, FAIL_CUT = 3, FAIL_CANCEL = 4 };
+/*
+ * What the first bytes of an upstream's error body said, when its status
+ * alone does not tell: ECLASS_QUOTA is a key out of credit or quota (OpenAI's
+ * 429 insufficient_quota, Anthropic's billing errors), which the router
+ * quarantines like a 402 rather than resting it like a rate limit.
+ */
+enum ipc_error_class { ECLASS_NONE = 0, ECLASS_QUOTA = 1 };
 
 struct ipc_settle {
 	char payment_id[IPC_ID_MAX + 1];

@@ -8,9 +8,12 @@
  * so concurrent requests cannot overshoot a limit: the loop runs one handler
  * at a time, and the reservation is in memory at once and in router.db with
  * the assignment. A reservation whose grant could not be recorded is given
- * back. With X-CN2-Session (ASSIGN's session), the key that served the
+ * back; the grant holds the rest until its OUTCOME or its expiry (hold.c,
+ * release.c). With X-CN2-Session (ASSIGN's session), the key that served the
  * session last is taken again while it is eligible and has not failed since;
- * otherwise the rule picks, and the session follows the new key.
+ * otherwise the rule picks, and the session follows the new key. The
+ * session's key is written with the assignment, in the same commit, so
+ * affinity survives a restart at no extra cost (session.c).
  *
  * Security stance: the ticket is the only proof that someone paid, and the
  * edge that carries it may be compromised. So the ticket's MAC (under the
@@ -75,9 +78,12 @@ struct assign_op {
 	uint8_t mac[IPC_MAC_LEN];
 	uint8_t award[IPC_MAC_LEN];
 	int64_t amount; /* what the ticket paid */
-	int64_t now_s;
+	int64_t now_ms;
 	struct state_row state; /* the key's state with this reservation in it */
 	int exhausted;		/* the payment has had all its grants */
+	int has_session;	/* write the session's key too */
+	uint8_t sid[SESS_ID_LEN];
+	uint32_t epoch; /* of the key, for the session */
 };
 
 static int
@@ -97,13 +103,14 @@ ticket_ok(struct router *r, const struct ipc_ticket *t, int64_t now, const char 
 
 /* The session's key, if it may serve this request too; NULL otherwise. */
 static struct lkey *
-session_key(struct router *r, const char *sid, const struct sel_req *rq, int64_t now)
+session_key(struct router *r, const uint8_t sid[SESS_ID_LEN], const struct sel_req *rq,
+    int64_t now)
 {
 	const char *id;
 	struct lkey *k;
 	uint32_t epoch;
 
-	if (sid[0] == '\0' || (id = sessions_get(&r->sessions, sid, now, &epoch)) == NULL ||
+	if ((id = sessions_get_id(&r->sessions, sid, now, &epoch)) == NULL ||
 	    (k = pool_find(&r->pool, id)) == NULL)
 		return NULL;
 	if (k->fail_epoch != epoch || strcmp(ppool_name(k->pp), rq->provider) != 0 ||
@@ -112,17 +119,23 @@ session_key(struct router *r, const char *sid, const struct sel_req *rq, int64_t
 	return k;
 }
 
+/* The key for this request; with a session, op learns what to write for it. */
 static struct lkey *
-assign_choose(struct router *r, const struct ipc_assign *m, const struct sel_req *rq,
-    int64_t now)
+assign_choose(struct router *r, struct assign_op *op, const struct ipc_assign *m,
+    const struct sel_req *rq, int64_t now)
 {
-	struct lkey *k = session_key(r, m->session, rq, now);
+	int with = m->session[0] != '\0' && r->sessions.max > 0 &&
+	    sessions_id(m->session, op->sid) == 0;
+	struct lkey *k = with ? session_key(r, op->sid, rq, now) : NULL;
 
 	if (k == NULL)
 		k = select_pick(&r->pool, rq, r->cfg->fee_bps, now);
-	if (k != NULL && m->session[0] != '\0' && r->sessions.max > 0 &&
-	    sessions_set(&r->sessions, m->session, k->key_id, k->fail_epoch, now) != 0)
+	if (k == NULL || !with)
+		return k;
+	if (sessions_set_id(&r->sessions, op->sid, k->key_id, k->fail_epoch, now) != 0)
 		log_warnx("out of memory: a session loses its affinity");
+	op->has_session = 1;
+	op->epoch = k->fail_epoch;
 	return k;
 }
 
@@ -138,7 +151,7 @@ assign_build(struct assign_op *op, const struct ipc_assign *m, const struct lkey
 	snprintf(g->key_id, sizeof(g->key_id), "%s", k->key_id);
 	snprintf(g->payment_id, sizeof(g->payment_id), "%s", m->ticket.payment_id);
 	g->route = m->ticket.route;
-	g->expires = op->now_s + r->cfg->grant_ttl_s;
+	g->expires = op->now_ms / 1000 + r->cfg->grant_ttl_s;
 	snprintf(g->seller_id, sizeof(g->seller_id), "%s", k->seller_id);
 	g->seller_price = k->price;
 	snprintf(g->region, sizeof(g->region), "%s", k->region);
@@ -154,7 +167,10 @@ assign_build(struct assign_op *op, const struct ipc_assign *m, const struct lkey
 	return 0;
 }
 
-/* Inside the batch: count this payment's grants, then record this one and the key's state. */
+/*
+ * Inside the batch: count this payment's grants, then record this one (as
+ * holding its reservation), the key's state and the session's key.
+ */
 static int
 assign_apply(sqlite3 *db, void *arg)
 {
@@ -176,27 +192,36 @@ assign_apply(sqlite3 *db, void *arg)
 	sqlite3_bind_text(st, 4, op->g.seller_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, op->g.seller_price);
 	sqlite3_bind_int64(st, 6, op->amount);
-	sqlite3_bind_int64(st, 7, op->now_s);
+	sqlite3_bind_int64(st, 7, op->now_ms / 1000);
 	sqlite3_bind_text(st, 8, op->g.region, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 9, op->g.route.pool);
+	sqlite3_bind_int64(st, 10, op->g.expires);
 	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
 		log_warnx("grant for %s: %s", op->g.payment_id, sqlite3_errmsg(db));
 	sqlite3_reset(st);
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE || store_state_save(r, &op->state) != 0)
 		return -1;
-	return store_state_save(r, &op->state);
+	/* Affinity is a convenience: losing it must not cost the buyer the grant they paid for. */
+	if (op->has_session &&
+	    sessions_save(db, op->sid, op->g.key_id, op->epoch, op->now_ms) != 0)
+		log_warnx("grant %s: the session's key is not saved; it holds until a restart",
+		    op->g.grant_id);
+	return 0;
 }
 
-/* The grant was not recorded: its reservation goes back. */
+/* The grant was not recorded: it holds nothing, and its reservation goes back. */
 static void
 assign_refund(struct router *r, const struct assign_op *op)
 {
 	struct lkey *k = pool_find(&r->pool, op->g.key_id);
+	struct hold *x = holds_find(&r->holds, op->g.grant_id);
 	int64_t now = router_now_ms();
 
+	if (x != NULL)
+		holds_del(&r->holds, x);
 	if (k == NULL)
 		return;
-	limits_give(&k->lim, &k->caps, op->g.seller_price, now);
+	limits_give(&k->lim, &k->caps, op->g.seller_price, op->now_ms, now);
 	pool_place(&r->pool, k, now);
 }
 
@@ -230,12 +255,18 @@ static int
 assign_reserve(struct router *r, struct assign_op *op, const struct ipc_assign *m,
     struct lkey *k, int64_t now)
 {
+	struct hold *x;
+
 	if (assign_build(op, m, k) != 0)
+		return -1;
+	x = holds_add(&r->holds, op->g.grant_id, k->key_id, k->price, now, op->g.expires);
+	if (x == NULL)
 		return -1;
 	limits_take(&k->lim, &k->caps, k->price, now);
 	store_state_of(k, &op->state);
 	if (dbq_push(r->q, assign_apply, assign_done, op) != 0) {
-		limits_give(&k->lim, &k->caps, k->price, now);
+		holds_del(&r->holds, x);
+		limits_give(&k->lim, &k->caps, k->price, now, now);
 		return -1;
 	}
 	/* Used up a limit: out of the index until it refills. */
@@ -264,17 +295,18 @@ grant_assign(struct router *r, const struct ipc_req *req, const struct ipc_assig
 	}
 	rq.ceiling = m->ticket.amount;
 	rq.exclude = m->exclude;
-	if ((k = assign_choose(r, m, &rq, now)) == NULL) {
-		router_no_key(r, req, &m->ticket.route);
-		return;
-	}
 	if ((op = calloc(1, sizeof(*op))) == NULL) {
 		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "out of memory");
 		return;
 	}
+	if ((k = assign_choose(r, op, m, &rq, now)) == NULL) {
+		router_no_key(r, req, &m->ticket.route);
+		free(op);
+		return;
+	}
 	op->r = r;
 	op->req = *req;
-	op->now_s = now / 1000;
+	op->now_ms = now;
 	if (assign_reserve(r, op, m, k, now) != 0) {
 		r->d->errors++;
 		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "cannot issue a grant");

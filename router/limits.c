@@ -16,8 +16,12 @@
  *
  * Reservation (grant.c) takes a token from each bucket and the price from
  * the budget before the grant is sent, on the event loop's one thread, so
- * concurrent requests cannot overshoot; reconciliation (outcome.c) gives
- * them back when the call never reached the upstream.
+ * concurrent requests cannot overshoot; reconciliation gives them back when
+ * the call never reached the upstream (outcome.c) or the grant expired
+ * unused (release.c), and charges them again when a call outlived its grant
+ * and was given back too early. A price goes back to, or is charged to, the
+ * budget only on the UTC day it was reserved: yesterday's spending is gone
+ * with yesterday's budget.
  *
  * Security stance: caps and prices are bounded by listing_valid (rpm ≤ 10^6,
  * rpd ≤ 10^7, price ≤ 10^12, budget ≤ 10^15), which keeps every product
@@ -119,13 +123,26 @@ limits_take(struct lstate *st, const struct lcaps *c, int64_t price, int64_t now
 }
 
 void
-limits_give(struct lstate *st, const struct lcaps *c, int64_t price, int64_t now)
+limits_give(struct lstate *st, const struct lcaps *c, int64_t price, int64_t taken, int64_t now)
 {
 	if (c->rpm > 0)
 		bucket_add(&st->rpm, c->rpm, MINUTE_MS, now, MILLI);
 	if (c->rpd > 0)
 		bucket_add(&st->rpd, c->rpd, DAY_MS, now, MILLI);
-	/* A reservation of an earlier day is gone with that day's budget. */
-	if (st->day == now / DAY_MS)
+	if (st->day == now / DAY_MS && taken / DAY_MS == st->day)
 		st->spent = st->spent > price ? st->spent - price : 0;
+}
+
+void
+limits_charge(struct lstate *st, const struct lcaps *c, int64_t price, int64_t taken,
+    int64_t now)
+{
+	if (c->rpm > 0)
+		bucket_add(&st->rpm, c->rpm, MINUTE_MS, now, -MILLI);
+	if (c->rpd > 0)
+		bucket_add(&st->rpd, c->rpd, DAY_MS, now, -MILLI);
+	if (taken / DAY_MS == now / DAY_MS) {
+		st->spent = spent_today(st, now) + price;
+		st->day = now / DAY_MS;
+	}
 }

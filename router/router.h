@@ -6,7 +6,9 @@
  * index.c     an ordered index of keys by (price, score band): a skip list of tie groups
  * pool.c      every listing in memory, by id, and in the indexes selection walks
  * select.c    the rule: which key may serve which request, and which one does
- * session.c   conversation affinity (X-CN2-Session → the key that served it)
+ * session.c   conversation affinity (X-CN2-Session → the key that served it), kept in router.db
+ * hold.c      the limit reservation each grant holds until its OUTCOME or its expiry
+ * release.c   reservations of grants that expired unused go back, durably and once
  * store.c     router.db (schema, secrets, statements, the write queue) and health
  * listings.c  LISTING_PUT, LISTING_LIST, LISTING_GET: what sellers offer
  * grant.c     QUOTE and ASSIGN (ticket in, grant out)
@@ -74,7 +76,7 @@ enum outcome_class {
 	OC_ERROR,   /* 5xx, a timeout, a refused connection, a cut stream */
 	OC_RATE,    /* 429: cool down for Retry-After */
 	OC_AUTH,    /* 401, 403: the key is refused: quarantine */
-	OC_QUOTA,   /* 402: the key's credit is gone: quarantine */
+	OC_QUOTA,   /* 402, or a 4xx whose body says so: the key's credit is gone: quarantine */
 };
 
 double score_value(const struct score *s, int64_t now_ms, int64_t half_life_ms);
@@ -82,7 +84,8 @@ void score_record(struct score *s, enum score_event e, int64_t now_ms, int64_t h
 int score_band(double v);
 /* When the score reaches target by idle recovery alone: unix ms (at_ms if it is there already). */
 int64_t score_reaches(const struct score *s, double target, int64_t half_life_ms);
-enum outcome_class score_classify(uint16_t status, uint8_t failure);
+/* error_class: what the vault read in the error body (enum ipc_error_class). */
+enum outcome_class score_classify(uint16_t status, uint8_t failure, uint8_t error_class);
 enum score_event score_event_of(enum outcome_class c);
 
 /* limits.c */
@@ -113,8 +116,16 @@ int64_t limits_ready_at(const struct lstate *st, const struct lcaps *c, int64_t 
     int64_t now);
 /* Reserve one request (the caller checked limits_ok). */
 void limits_take(struct lstate *st, const struct lcaps *c, int64_t price, int64_t now);
-/* Give a reservation back (a call that never reached the upstream). */
-void limits_give(struct lstate *st, const struct lcaps *c, int64_t price, int64_t now);
+/*
+ * Give back a reservation made at unix ms taken (a call that never reached
+ * the upstream, a grant that expired unused). Its price returns to the
+ * budget only while the budget still counts the day it was taken on.
+ */
+void limits_give(struct lstate *st, const struct lcaps *c, int64_t price, int64_t taken,
+    int64_t now);
+/* Take again a reservation given back too early (a call that outlived its grant). */
+void limits_charge(struct lstate *st, const struct lcaps *c, int64_t price, int64_t taken,
+    int64_t now);
 
 /* index.c: an index of items ordered by (price ascending, band descending). */
 struct igroup;
@@ -244,6 +255,7 @@ int select_quote(struct pool *p, const struct sel_req *rq, int64_t fee_bps, int6
     int64_t *amount, uint32_t *keys);
 
 /* session.c */
+#define SESS_ID_LEN 16
 struct sess;
 struct sessions {
 	struct sess **tab;
@@ -254,11 +266,50 @@ struct sessions {
 
 int sessions_init(struct sessions *s, size_t max, int64_t ttl_ms);
 void sessions_free(struct sessions *s);
+/* What is kept of a buyer's session string: the first 16 bytes of its SHA-256. 0 or -1. */
+int sessions_id(const char *sid, uint8_t id[SESS_ID_LEN]);
 /* The key a session last used and the key's fail epoch then; NULL if none or expired. */
 const char *sessions_get(struct sessions *s, const char *sid, int64_t now, uint32_t *epoch);
-/* Remember (or move) a session to a key. 0, or -1 when out of memory. */
+const char *sessions_get_id(struct sessions *s, const uint8_t id[SESS_ID_LEN], int64_t now,
+    uint32_t *epoch);
+/* Remember (or move) a session to a key, used at now. 0, or -1 when out of memory. */
 int sessions_set(struct sessions *s, const char *sid, const char *key_id, uint32_t epoch,
     int64_t now);
+int sessions_set_id(struct sessions *s, const uint8_t id[SESS_ID_LEN], const char *key_id,
+    uint32_t epoch, int64_t now);
+/* Inside a batch: write one session's key and last use to router.db. 0 or -1. */
+int sessions_save(sqlite3 *db, const uint8_t id[SESS_ID_LEN], const char *key_id,
+    uint32_t epoch, int64_t now);
+/* At start: the sessions router.db still holds within the ttl, newest max. 0, or -1. */
+int sessions_load(struct sessions *s, sqlite3 *db, int64_t now, char *err, size_t errlen);
+/* Inside a batch: delete rows past the ttl, and all but the newest max. 0 or -1. */
+int sessions_prune(sqlite3 *db, int64_t now, int64_t ttl_ms, int64_t max);
+
+/* hold.c: grants whose limit reservation is still held, by grant id and in expiry order. */
+struct hold {
+	struct hold *hnext;	  /* hash chain */
+	struct hold *prev, *next; /* expiry order */
+	char grant_id[IPC_KEY_ID_MAX + 1];
+	char key_id[IPC_KEY_ID_MAX + 1];
+	int64_t price;	 /* µUSD taken from the key's daily budget */
+	int64_t taken;	 /* unix ms of the reservation */
+	int64_t expires; /* unix s: the grant's expiry */
+};
+
+struct holds {
+	struct hold **tab;
+	size_t tabsize, n;
+	struct hold *first, *last; /* soonest and latest expiry */
+};
+
+int holds_init(struct holds *h);
+void holds_free(struct holds *h);
+/* Remember a grant's reservation (the grant id is not held yet). NULL when out of memory. */
+struct hold *holds_add(struct holds *h, const char *grant_id, const char *key_id, int64_t price,
+    int64_t taken, int64_t expires);
+struct hold *holds_find(const struct holds *h, const char *grant_id);
+/* Forget one; x is freed. */
+void holds_del(struct holds *h, struct hold *x);
 
 /* store.c */
 enum stmt_id {
@@ -269,6 +320,8 @@ enum stmt_id {
 	ST_HOURLY_ADD,
 	ST_QUARANTINE,
 	ST_EVENT_ADD,
+	ST_HOLD_END,
+	ST_HOLD_EXPIRE,
 	ST_MAX
 };
 
@@ -285,6 +338,7 @@ struct router {
 	int full_writes; /* listing writes in flight: the database runs synchronous=FULL */
 	struct pool pool;
 	struct sessions sessions;
+	struct holds holds;
 	uv_timer_t tick, sweep;
 	int timers; /* timer handles open */
 	uint64_t assigned, quarantined; /* since start, for health */
@@ -309,6 +363,8 @@ sqlite3_stmt *store_stmt(struct router *r, enum stmt_id id);
 /* Inside a batch: save a key's state. 0 or -1. */
 int store_state_save(struct router *r, const struct state_row *s);
 void store_state_of(const struct lkey *k, struct state_row *s);
+/* Queue a save of k's state as it is now (after a change no other write carries). 0 or -1. */
+int store_state_push(struct router *r, const struct lkey *k);
 /* Listing writes are seller data: make commits durable while one is queued. */
 void store_full_begin(struct router *r);
 void store_full_end(struct router *r);
@@ -327,6 +383,12 @@ void listings_list(struct router *r, const struct ipc_req *req,
 void listings_get(struct router *r, const struct ipc_req *req, const struct ipc_listing_get *m);
 /* At start: every listing and its saved state into the pool. 0, or -1. */
 int listings_load(struct router *r, char *err, size_t errlen);
+
+/* release.c */
+/* At start: the reservations of grants with neither an OUTCOME nor an expiry yet. 0, or -1. */
+int release_load(struct router *r, char *err, size_t errlen);
+/* From the tick: give back what grants that expired unused held, and queue the write. */
+void release_expired(struct router *r, int64_t now);
 
 /* grant.c */
 /* The selection request a route describes (ceiling and exclude left for the caller). 0 or -1. */

@@ -19,8 +19,12 @@
  * the head are errors; a 2xx-4xx answer (other than 401/402/403/429) is a
  * success, since the key worked and a 4xx is the buyer's request; a buyer
  * who left before the upstream answered teaches nothing. 401, 403 and 402
- * quarantine the key (outcome.c) and 429 cools it down for its Retry-After;
- * neither changes the score, since neither says the upstream is unreliable.
+ * quarantine the key (outcome.c), and so does any 4xx whose error body the
+ * vault read as a key out of credit or quota (OpenAI answers 429
+ * insufficient_quota, Anthropic 400 "credit balance is too low"): waiting
+ * does not bring such a key back. Any other 429 cools it down for its
+ * Retry-After. None of these changes the score, since none says the
+ * upstream is unreliable.
  *
  * How the score is used (select.c): keys of one price are ordered by band,
  * floor(s × SCORE_BANDS), so keys of nearly equal reliability share traffic
@@ -87,11 +91,11 @@ score_reaches(const struct score *s, double target, int64_t half_life_ms)
 }
 
 enum outcome_class
-score_classify(uint16_t status, uint8_t failure)
+score_classify(uint16_t status, uint8_t failure, uint8_t error_class)
 {
 	if (status == 401 || status == 403)
 		return OC_AUTH;
-	if (status == 402)
+	if (status == 402 || (error_class == ECLASS_QUOTA && status >= 400 && status < 500))
 		return OC_QUOTA;
 	if (status == 429)
 		return OC_RATE;

@@ -6,14 +6,25 @@
  * only remembers session → (key, epoch).
  *
  * Bounded: at most sessions_max entries, each forgotten after session_ttl_s
- * without use; when full, the least recently used goes. Memory only: a
- * router restart forgets affinity, which costs a cache miss, nothing more.
+ * without use; when full, the least recently used goes.
+ *
+ * Kept in router.db too (the sessions table), so a restart keeps affinity:
+ * each ASSIGN with a session writes the session's key in the same
+ * transaction as its assignment (grant.c), through the write queue, so it
+ * costs no commit of its own and never an fsync per request. The router
+ * runs synchronous=NORMAL, so a power cut may lose the last commits; that
+ * loses those few conversations' affinity, which costs a cache miss,
+ * nothing more, and is accepted. At start the rows within session_ttl_s
+ * are loaded, the newest sessions_max of them; the retention sweep
+ * (sweep.c) deletes rows past the ttl and beyond sessions_max, so the
+ * table stays within what memory would hold plus one sweep interval.
  *
  * Security stance: the session id is the buyer's own string; only its
- * SHA-256 (the first 16 bytes) is kept, never the id itself, and it is
- * never logged. It steers nothing but the choice among keys the buyer paid
- * for, so a forged or colliding id can only move a buyer between eligible
- * keys.
+ * SHA-256 (the first 16 bytes) is kept, in memory and on disk, never the id
+ * itself, and it is never logged. It steers nothing but the choice among
+ * keys the buyer paid for, so a forged or colliding id can only move a
+ * buyer between eligible keys. Rows read back at start are checked (id
+ * length, key id length) before they are used.
  */
 #include "router/router.h"
 
@@ -22,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SESS_ID_LEN 16
+#include "common/db.h"
+#include "common/log.h"
+
 #define SESS_TAB_MAX (1u << 20)
 
 struct sess {
@@ -109,9 +122,8 @@ sess_drop(struct sessions *s, struct sess *e)
 	free(e);
 }
 
-/* The id of a session: the first 16 bytes of SHA-256 of the buyer's string. 0 or -1. */
-static int
-sess_id(const char *sid, uint8_t id[SESS_ID_LEN])
+int
+sessions_id(const char *sid, uint8_t id[SESS_ID_LEN])
 {
 	uint8_t d[32];
 
@@ -134,9 +146,16 @@ const char *
 sessions_get(struct sessions *s, const char *sid, int64_t now, uint32_t *epoch)
 {
 	uint8_t id[SESS_ID_LEN];
+
+	return sessions_id(sid, id) == 0 ? sessions_get_id(s, id, now, epoch) : NULL;
+}
+
+const char *
+sessions_get_id(struct sessions *s, const uint8_t id[SESS_ID_LEN], int64_t now, uint32_t *epoch)
+{
 	struct sess *e;
 
-	if (sess_id(sid, id) != 0 || (e = sess_find(s, id)) == NULL)
+	if ((e = sess_find(s, id)) == NULL)
 		return NULL;
 	if (now - e->last_ms > s->ttl_ms) {
 		sess_drop(s, e);
@@ -151,12 +170,17 @@ sessions_set(struct sessions *s, const char *sid, const char *key_id, uint32_t e
     int64_t now)
 {
 	uint8_t id[SESS_ID_LEN];
-	struct sess *e;
+
+	return sessions_id(sid, id) == 0 ? sessions_set_id(s, id, key_id, epoch, now) : -1;
+}
+
+int
+sessions_set_id(struct sessions *s, const uint8_t id[SESS_ID_LEN], const char *key_id,
+    uint32_t epoch, int64_t now)
+{
+	struct sess *e = sess_find(s, id);
 	size_t b;
 
-	if (sess_id(sid, id) != 0)
-		return -1;
-	e = sess_find(s, id);
 	b = bucket_of(s, id);
 	while (s->oldest != NULL && s->oldest != e &&
 	    (s->n >= s->max || now - s->oldest->last_ms > s->ttl_ms))
@@ -176,4 +200,88 @@ sessions_set(struct sessions *s, const char *sid, const char *key_id, uint32_t e
 	e->epoch = epoch;
 	e->last_ms = now;
 	return 0;
+}
+
+/* router.db */
+
+int
+sessions_save(sqlite3 *db, const uint8_t id[SESS_ID_LEN], const char *key_id, uint32_t epoch,
+    int64_t now)
+{
+	sqlite3_stmt *st = db_stmt(db,
+	    "INSERT INTO sessions (id, key_id, epoch, last_used) VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (id) DO UPDATE SET key_id = excluded.key_id, epoch = excluded.epoch,"
+	    " last_used = excluded.last_used");
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, SESS_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, epoch);
+	sqlite3_bind_int64(st, 4, now);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		log_warnx("session of key %s: %s", key_id, sqlite3_errmsg(db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* One row into memory; a malformed one is left out. */
+static int
+load_row(struct sessions *s, sqlite3_stmt *st)
+{
+	const void *id = sqlite3_column_blob(st, 0);
+	const unsigned char *key = sqlite3_column_text(st, 1);
+
+	if (id == NULL || sqlite3_column_bytes(st, 0) != SESS_ID_LEN || key == NULL ||
+	    sqlite3_column_bytes(st, 1) == 0 || sqlite3_column_bytes(st, 1) > IPC_KEY_ID_MAX)
+		return 0;
+	return sessions_set_id(s, id, (const char *)key, (uint32_t)sqlite3_column_int64(st, 2),
+	    sqlite3_column_int64(st, 3));
+}
+
+int
+sessions_load(struct sessions *s, sqlite3 *db, int64_t now, char *err, size_t errlen)
+{
+	/* Oldest first, so the least recently used order comes back as it was. */
+	sqlite3_stmt *st = db_prepare(db,
+	    "SELECT id, key_id, epoch, last_used FROM (SELECT * FROM sessions"
+	    " WHERE last_used >= ?1 ORDER BY last_used DESC LIMIT ?2) ORDER BY last_used");
+	int rc;
+
+	sqlite3_bind_int64(st, 1, now - s->ttl_ms);
+	sqlite3_bind_int64(st, 2, (int64_t)s->max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (load_row(s, st) != 0) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+	if (rc != SQLITE_DONE)
+		snprintf(err, errlen, "loading the sessions: %s",
+		    rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE && s->n > 0)
+		log_info("%zu conversations keep their keys", s->n);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Run one cached delete that takes one integer. 0 or -1. */
+static int
+prune_step(sqlite3 *db, const char *sql, int64_t v)
+{
+	sqlite3_stmt *st = db_stmt(db, sql);
+	int rc;
+
+	sqlite3_bind_int64(st, 1, v);
+	if ((rc = sqlite3_step(st)) != SQLITE_DONE)
+		log_warnx("sessions past their retention: %s", sqlite3_errmsg(db));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int
+sessions_prune(sqlite3 *db, int64_t now, int64_t ttl_ms, int64_t max)
+{
+	if (prune_step(db, "DELETE FROM sessions WHERE last_used < ?1", now - ttl_ms) != 0)
+		return -1;
+	return prune_step(db, "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions"
+			      " ORDER BY last_used DESC LIMIT -1 OFFSET ?1)", max);
 }

@@ -15,7 +15,10 @@
  * started again (SIGTERM, a crash of the process) loses nothing committed:
  * the key state (scores, token buckets, budgets, cool-downs) is written in
  * the same transaction as the assignment or outcome that changed it and read
- * back at start.
+ * back at start, and so is whether each grant still holds its reservation
+ * (release.c). Conversation affinity rides along with the assignments; a
+ * power cut may lose its last commits, which costs those buyers a cache
+ * miss (session.c).
  *
  * Security stance: the ticket and grant secrets are read once at start from
  * files only this daemon's user can read, never logged, and wiped at stop.
@@ -25,6 +28,7 @@
 #include <mbedtls/platform_util.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -127,13 +131,34 @@ static const char *const migrations[] = {
     " delivered INTEGER) STRICT;"
     "CREATE INDEX seller_events_pending ON seller_events (delivered, id);"
     "CREATE INDEX seller_events_created ON seller_events (created);",
+    /*
+     * 4: what must survive a restart besides. An assignment records its
+     * grant's expiry and whether the grant still holds its limit
+     * reservation (held: 1 until its OUTCOME or expiry, 2 when it expired
+     * unused and the reservation went back, 0 once settled; rows from
+     * before this migration are settled). sessions keeps conversation
+     * affinity: the first 16 bytes of SHA-256 of the buyer's session id,
+     * never the id, the key that served it, that key's fail epoch then, and
+     * its last use (unix ms).
+     */
+    "ALTER TABLE assignments ADD COLUMN expires INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE assignments ADD COLUMN held INTEGER NOT NULL DEFAULT 0"
+    " CHECK (held IN (0, 1, 2));"
+    "CREATE INDEX assignments_held ON assignments (expires) WHERE held = 1;"
+    "CREATE TABLE sessions ("
+    " id BLOB PRIMARY KEY NOT NULL CHECK (length(id) = 16),"
+    " key_id TEXT NOT NULL,"
+    " epoch INTEGER NOT NULL,"
+    " last_used INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX sessions_last_used ON sessions (last_used);",
 };
 
 static const char *const stmt_sql[ST_MAX] = {
     [ST_GRANTS_OF_PAYMENT] = "SELECT count(*) FROM assignments WHERE payment_id = ?1",
     [ST_ASSIGNMENT_ADD] =
 	"INSERT INTO assignments (grant_id, payment_id, key_id, seller_id, seller_price, amount,"
-	" created, region, pool) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	" created, region, pool, expires, held)"
+	" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1)",
     [ST_STATE_SAVE] =
 	"INSERT INTO key_state (key_id, score, score_at, rpm_milli, rpm_at, rpd_milli, rpd_at,"
 	" day, spent, cool_until, fail_epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -161,6 +186,10 @@ static const char *const stmt_sql[ST_MAX] = {
 		      " WHERE key_id = ?1 AND status != 'removed'",
     [ST_EVENT_ADD] = "INSERT INTO seller_events (seller_id, key_id, kind, detail, created)"
 		     " VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* An OUTCOME settles its grant's reservation: held (1), or given back at expiry (2). */
+    [ST_HOLD_END] = "UPDATE assignments SET held = 0 WHERE grant_id = ?1 AND held = ?2"
+		    " RETURNING seller_price, created, key_id",
+    [ST_HOLD_EXPIRE] = "UPDATE assignments SET held = 2 WHERE grant_id = ?1 AND held = 1",
 };
 
 int64_t
@@ -221,6 +250,46 @@ store_state_save(struct router *r, const struct state_row *s)
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+struct state_op {
+	struct router *r;
+	struct state_row s;
+};
+
+static int
+state_apply(sqlite3 *db, void *arg)
+{
+	struct state_op *op = arg;
+
+	(void)db;
+	return store_state_save(op->r, &op->s);
+}
+
+static void
+state_done(void *arg, int status)
+{
+	struct state_op *op = arg;
+
+	if (status != 0)
+		log_warnx("state of key %s not saved; its next change saves it", op->s.key_id);
+	free(op);
+}
+
+int
+store_state_push(struct router *r, const struct lkey *k)
+{
+	struct state_op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL)
+		return -1;
+	op->r = r;
+	store_state_of(k, &op->s);
+	if (dbq_push(r->q, state_apply, state_done, op) != 0) {
+		free(op);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 read_secret(const char *path, uint8_t *buf, size_t *len, char *err, size_t errlen)
 {
@@ -240,7 +309,7 @@ memory_start(struct router *r, const struct router_cfg *cfg, char *err, size_t e
 	    .half_life_ms = cfg->score_half_life_s * 1000,
 	};
 
-	if (pool_init(&r->pool, &par) != 0 ||
+	if (pool_init(&r->pool, &par) != 0 || holds_init(&r->holds) != 0 ||
 	    sessions_init(&r->sessions, (size_t)cfg->sessions_max, cfg->session_ttl_s * 1000) != 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -260,7 +329,8 @@ router_start(struct router *r, struct daemon *d, const struct router_cfg *cfg, c
 	r->db = db_open(cfg->database, DB_SYNC_NORMAL, migrations,
 	    sizeof(migrations) / sizeof(migrations[0]), err, errlen);
 	if (r->db == NULL || memory_start(r, cfg, err, errlen) != 0 ||
-	    listings_load(r, err, errlen) != 0)
+	    listings_load(r, err, errlen) != 0 || release_load(r, err, errlen) != 0 ||
+	    sessions_load(&r->sessions, r->db, router_now_ms(), err, errlen) != 0)
 		return -1;
 	if ((r->q = dbq_new(d->loop, r->db)) == NULL || sweep_start(r) != 0) {
 		snprintf(err, errlen, "out of memory");
@@ -283,6 +353,7 @@ router_stop(struct router *r)
 	db_close(r->db);
 	r->db = NULL;
 	pool_free(&r->pool);
+	holds_free(&r->holds);
 	sessions_free(&r->sessions);
 	mbedtls_platform_zeroize(r->ticket_key, sizeof(r->ticket_key));
 	mbedtls_platform_zeroize(r->grant_key, sizeof(r->grant_key));
@@ -297,8 +368,9 @@ router_health(struct router *r, struct ipc_health_rep *rep)
 		return;
 	}
 	snprintf(rep->detail, sizeof(rep->detail),
-	    "ok; %zu keys, %zu cooling; %llu grants, %llu quarantined; %llu writes in %llu commits",
-	    r->pool.nkeys, r->pool.nheap, (unsigned long long)r->assigned,
+	    "ok; %zu keys, %zu cooling; %llu grants, %zu held, %llu quarantined; %llu writes in"
+	    " %llu commits",
+	    r->pool.nkeys, r->pool.nheap, (unsigned long long)r->assigned, r->holds.n,
 	    (unsigned long long)r->quarantined, dbq_writes(r->q), dbq_batches(r->q));
 }
 

@@ -3,11 +3,13 @@
  *
  *   tick   (every 500 ms) keys whose cool-down, limit or bench has ended go
  *          back into the indexes, and recovering scores move up their bands
- *          (pool_tick);
+ *          (pool_tick); grants that expired unused give their reservations
+ *          back (release.c);
  *   sweep  (at start, then every sweep_interval_s) the retention windows of
  *          DESIGN.md §6: request metadata rows, assignments and seller
  *          events older than raw_retention_days (30) are deleted, and hourly
- *          aggregates older than hourly_retention_days (365).
+ *          aggregates older than hourly_retention_days (365); conversation
+ *          affinity rows past session_ttl_s, or beyond sessions_max, too.
  *
  * The aggregates are kept current by every OUTCOME (outcome.c), so deleting
  * raw rows loses no figure a year of statistics needs.
@@ -69,7 +71,9 @@ sweep_batch(sqlite3 *db, void *arg)
 	struct sweep_op *op = arg;
 	const struct router_cfg *cfg = op->r->cfg;
 
-	return sweep_apply(db, op->now_s, cfg->raw_retention_days, cfg->hourly_retention_days);
+	if (sweep_apply(db, op->now_s, cfg->raw_retention_days, cfg->hourly_retention_days) != 0)
+		return -1;
+	return sessions_prune(db, op->now_s * 1000, cfg->session_ttl_s * 1000, cfg->sessions_max);
 }
 
 static void
@@ -98,8 +102,10 @@ static void
 on_tick(uv_timer_t *t)
 {
 	struct router *r = t->data;
+	int64_t now = router_now_ms();
 
-	pool_tick(&r->pool, router_now_ms());
+	pool_tick(&r->pool, now);
+	release_expired(r, now);
 }
 
 int

@@ -15,7 +15,10 @@
  *      line hold it, the block when the call ends;
  *   5. the response streams back: FWD_HEAD when the upstream head is
  *      complete, FWD_DATA as bytes arrive, FWD_END at the end (ok = 1 only
- *      for a clean end), and an OUTCOME to the router.
+ *      for a clean end), and an OUTCOME to the router. The first bytes of a
+ *      4xx body are looked at as they are relayed (quota.c): a key out of
+ *      credit or quota, which some providers say only there, is reported
+ *      in the OUTCOME's error_class so the router quarantines it.
  *
  * Flow control: at most window_bytes are sent to the edge and not yet
  * acknowledged by FWD_ACK. Past that the transfer is paused
@@ -37,7 +40,9 @@
  * library's record buffers are not ours to wipe, which is one more reason
  * the key lives only for one call. Logs carry ids, the route and the
  * status, never a header value, a body or a libcurl error buffer (which
- * could quote the URL, and with it a key given as a query parameter).
+ * could quote the URL, and with it a key given as a query parameter). The
+ * error-body peek reads the bytes being relayed in place, bounded, and
+ * keeps only its verdict.
  */
 #include "vault/vault.h"
 
@@ -50,6 +55,7 @@
 
 #include "common/dbq.h"
 #include "common/log.h"
+#include "vault/quota.h"
 
 /*
  * Response header lines kept, at most. The filter writes "Name: value" with
@@ -92,6 +98,8 @@ struct fwd {
 	int started; /* FWD_HEAD sent */
 	uint16_t status;
 	uint32_t retry_after; /* the head's Retry-After, seconds, for the OUTCOME */
+	uint8_t error_class;  /* what a 4xx body said (quota.c), for the OUTCOME */
+	size_t peeked;	      /* bytes of the body looked at for it */
 	size_t inflight; /* sent to the edge, not yet acknowledged */
 	int paused;
 	int cancelled, edge_gone, head_bad;
@@ -281,6 +289,20 @@ fwd_on_header(char *p, size_t size, size_t n, void *arg)
 	return fwd_send_head(f) == 0 ? len : 0;
 }
 
+/* The first bytes of a 4xx body, as they are relayed: do they say the key is out of credit? */
+static void
+fwd_peek(struct fwd *f, const char *p, size_t len)
+{
+	size_t n = QUOTA_PEEK_MAX - f->peeked;
+
+	if (f->status < 400 || f->status > 499 || f->error_class != ECLASS_NONE || n == 0)
+		return;
+	if (n > len)
+		n = len;
+	f->error_class = quota_classify((const uint8_t *)p, n);
+	f->peeked += n;
+}
+
 static size_t
 fwd_on_data(char *p, size_t size, size_t n, void *arg)
 {
@@ -307,6 +329,7 @@ fwd_on_data(char *p, size_t size, size_t n, void *arg)
 	}
 	f->inflight += len;
 	fwd_timer(f, f->v->cfg->idle_timeout_ms);
+	fwd_peek(f, p, len);
 	return len;
 }
 
@@ -474,6 +497,7 @@ fwd_outcome(struct fwd *f, uint8_t failure)
 	o.latency_ms = f->latency_ms;
 	o.failure = failure;
 	o.retry_after_s = f->retry_after;
+	o.error_class = f->error_class;
 	if (ipc_request(f->v->d->ipc, ROLE_ROUTER, IPC_OUTCOME, &o, OUTCOME_TIMEOUT_MS,
 		fwd_on_outcome_reply, NULL) == 0)
 		log_info("router not linked: the outcome of grant %s is dropped", f->use.grant_id);

@@ -29,7 +29,12 @@
  *        or, for one key: "key": <index> with any of "fail_status" +
  *        "fail_count" (that key's next N requests), "drop_count" (close
  *        them with no answer at all), "retry_after" (a Retry-After header
- *        on its injected failures), "reset": true (that key's controls only)
+ *        on its injected failures), "fail_body" (what its injected failures
+ *        say: "error", the default, a server_error; "quota", OpenAI's
+ *        insufficient_quota error, which OpenAI sends with 429; "credit",
+ *        Anthropic's "credit balance is too low", sent with 400; "echo", an
+ *        error whose message quotes "insufficient_quota" as a buyer's text
+ *        would be quoted), "reset": true (that key's controls only)
  *   GET  /_demo/stats    {"requests", "by_route", "by_key", "last_auth_ok"}:
  *                        /v1 requests only, so tests can count upstream calls;
  *                        by_key counts the requests each key authenticated
@@ -68,9 +73,12 @@ struct demo_ctl {
 	int fail_status, fail_count, delay_ms, cut_after, events, interval_ms, pad_bytes;
 };
 
+enum fail_body { FB_ERROR, FB_QUOTA, FB_CREDIT, FB_ECHO, FB_MAX };
+
 /* Failure injection for one key, after it authenticated. */
 struct key_ctl {
 	int fail_status, fail_count, drop_count, retry_after;
+	int fail_body; /* enum fail_body */
 	unsigned long requests;
 };
 
@@ -584,12 +592,32 @@ ctl_known(const char *name)
 	return 0;
 }
 
+static const char *const fail_bodies[FB_MAX] = {"error", "quota", "credit", "echo"};
+
+/* "fail_body": one of fail_bodies, if given. 0, or -1. */
+static int
+ctl_body(cJSON *root, int *out)
+{
+	const char *v;
+
+	if (cJSON_GetObjectItemCaseSensitive(root, "fail_body") == NULL)
+		return 0;
+	if ((v = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "fail_body"))) == NULL)
+		return -1;
+	for (int i = 0; i < FB_MAX; i++)
+		if (strcmp(v, fail_bodies[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
 /* Controls of one key ("key": its index): its own injected failures. */
 static int
 key_ctl_apply(struct demo *d, cJSON *root)
 {
 	static const char *const names[] = {
-	    "key", "reset", "fail_status", "fail_count", "drop_count", "retry_after",
+	    "key", "reset", "fail_status", "fail_count", "drop_count", "retry_after", "fail_body",
 	};
 	struct key_ctl n;
 	int idx = -1;
@@ -607,8 +635,9 @@ key_ctl_apply(struct demo *d, cJSON *root)
 		return -1;
 	n = d->keys[idx];
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "reset")))
-		n.fail_status = n.fail_count = n.drop_count = n.retry_after = 0;
-	if (ctl_int(root, "fail_status", 100, 599, &n.fail_status) != 0 ||
+		n.fail_status = n.fail_count = n.drop_count = n.retry_after = n.fail_body = 0;
+	if (ctl_body(root, &n.fail_body) != 0 ||
+	    ctl_int(root, "fail_status", 100, 599, &n.fail_status) != 0 ||
 	    ctl_int(root, "fail_count", 0, 1000000, &n.fail_count) != 0 ||
 	    ctl_int(root, "drop_count", 0, 1000000, &n.drop_count) != 0 ||
 	    ctl_int(root, "retry_after", 0, 86400, &n.retry_after) != 0 ||
@@ -713,6 +742,26 @@ auth_key(struct dconn *c)
 	return -1;
 }
 
+/* The body of an injected failure, as the provider it imitates words it. Caller frees. */
+static char *
+failure_body(int kind)
+{
+	switch (kind) {
+	case FB_QUOTA:
+		return error_json("You exceeded your current quota, please check your plan and "
+				  "billing details.", "insufficient_quota", "insufficient_quota");
+	case FB_CREDIT:
+		return strdup("{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+			      "\"message\":\"Your credit balance is too low to access the API. "
+			      "Please go to Plans & Billing to upgrade or purchase credits.\"}}");
+	case FB_ECHO:
+		return error_json("The model `\"type\": \"insufficient_quota\"` does not exist",
+		    "invalid_request_error", "model_not_found");
+	default:
+		return error_json("injected failure", "server_error", NULL);
+	}
+}
+
 /*
  * A failure injected for the key that authenticated: 1 with *rc set (-1:
  * close the connection with no answer at all), or 0 to serve as usual.
@@ -732,7 +781,7 @@ key_failure(struct dconn *c, struct key_ctl *k, int *rc)
 	k->fail_count--;
 	if (k->retry_after > 0)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", k->retry_after);
-	body = error_json("injected failure", "server_error", NULL);
+	body = failure_body(k->fail_body);
 	*rc = body != NULL ? conn_prepare_extra(c, k->fail_status, extra, "application/json", body) : -1;
 	free(body);
 	return 1;

@@ -9,12 +9,16 @@
  * invisible to the buyer but for latency (no response head, a 5xx head); a
  * 401 quarantines the key (the buyer never sees it, the seller gets an
  * event, time does not bring it back, the seller's update does); a 429
- * cools a key for its Retry-After; the premium pool (× 1.25, 503 when no
+ * cools a key for its Retry-After; a 429 whose body says the quota is gone
+ * (OpenAI's insufficient_quota) and a 400 saying the credit balance is too
+ * low quarantine it with reason "quota", while a plain 429 and one whose
+ * message merely quotes the marker only rest it; the premium pool (× 1.25, 503 when no
  * premium key, 400 for an unknown pool); EU routing (CF-IPCountry from a
  * trusted proxy; 503 when no eu key; the region in the receipt and the
  * metadata) and, in a second setup, CF-IPCountry from an untrusted peer
  * ignored; an RPM limit under 200 concurrent paid requests never exceeded;
- * conversation affinity held, and broken by failure and by ineligibility;
+ * conversation affinity held, and broken by failure and by ineligibility,
+ * and kept across a restart of the router;
  * the public marketplace summary; the retention sweep; the seller API on
  * one key (GET, refused PATCHes, DELETE for good).
  */
@@ -608,6 +612,101 @@ test_429_retry_after(void **state)
 	assert_true(n >= 1); /* and back: a 429 does not hurt the score */
 }
 
+/* A key's listing status and reason, from router.db. */
+static void
+status_of(int i, const char *status, const char *reason_like)
+{
+	char sql[300];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM listings WHERE key_id = '%s'"
+	    " AND status = '%s' AND reason LIKE '%s'", key_id[i], status, reason_like);
+	router_wait(&env, sql, 1);
+}
+
+/* The seller events about key i. */
+static long long
+events_of(int i)
+{
+	char sql[300];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM seller_events WHERE key_id = '%s'"
+	    " AND kind = 'key.quarantined'", key_id[i]);
+	return h_db_int(&env, "router", sql);
+}
+
+/* Key next answers once with status and the demo's body kind; the buyer's answer. */
+static long
+fail_once(int next, int status, const char *body, int retry_after)
+{
+	char ctl[160];
+	struct h_resp r;
+	long d[NK], got;
+
+	snprintf(ctl, sizeof(ctl), "{\"key\":%d,\"fail_status\":%d,\"fail_count\":1,"
+	    "\"fail_body\":\"%s\",\"retry_after\":%d}", next, status, body, retry_after);
+	demo_control(ctl);
+	paid(NULL, &r);
+	got = r.status;
+	h_resp_free(&r);
+	served(d);
+	assert_int_equal(d[next], 1);
+	return got;
+}
+
+/*
+ * Quota errors that come as a 429 (OpenAI) or a 400 (Anthropic) with a body
+ * saying so quarantine the key like a 402, with reason "quota" and an event
+ * for the seller; a plain 429, or one whose message only quotes the marker
+ * (as a provider quotes a buyer's text), rests it and no more.
+ */
+static void
+test_quota_quarantines(void **state)
+{
+	long long before;
+	int next, n = 0;
+
+	(void)state;
+	next = tie_next();
+	before = events_of(next);
+	assert_int_equal(fail_once(next, 429, "quota", 0), 200); /* failed over */
+	status_of(next, "quarantined", "quota:%429%");
+	assert_int_equal(events_of(next), before + 1);
+	for (int i = 0; i < 4; i++)
+		n += paid_ok(NULL) == next;
+	sleep(3); /* longer than any Retry-After here: waiting does not bring it back */
+	for (int i = 0; i < 2; i++)
+		n += paid_ok(NULL) == next;
+	assert_int_equal(n, 0);
+
+	/* Anthropic's way: a 400, which the buyer gets (nothing to fail over for). */
+	next = tie_next();
+	before = events_of(next);
+	assert_int_equal(fail_once(next, 400, "credit", 0), 400);
+	status_of(next, "quarantined", "quota:%400%");
+	assert_int_equal(events_of(next), before + 1);
+
+	/* A plain 429 rests the key for its Retry-After, and no more. */
+	next = tie_next();
+	before = events_of(next);
+	assert_int_equal(fail_once(next, 429, "error", 1), 200);
+	outcomes_settle();
+	status_of(next, "active", "");
+	assert_int_equal(events_of(next), before);
+	sleep(2);
+	n = 0;
+	for (int i = 0; i < 4; i++)
+		n += paid_ok(NULL) == next;
+	assert_true(n >= 1);
+
+	/* A message that quotes the marker (as a provider quotes a buyer's text) is no quota error. */
+	next = tie_next();
+	before = events_of(next);
+	assert_int_equal(fail_once(next, 429, "echo", 1), 200);
+	outcomes_settle();
+	status_of(next, "active", "");
+	assert_int_equal(events_of(next), before);
+}
+
 static void
 test_premium(void **state)
 {
@@ -830,6 +929,41 @@ test_affinity(void **state)
 	h_resp_free(&r);
 }
 
+/* The router restarts: a conversation stays with its key (sessions are in router.db). */
+static void
+test_affinity_survives_restart(void **state)
+{
+	static const char *const conv[] = {"X-CN2-Session: conv-restart", NULL};
+	int k, c = -1;
+
+	(void)state;
+	sleep(2);
+	tie_next();
+	k = paid_ok(conv);
+	assert_int_equal(paid_ok(conv), k);
+	outcomes_settle();
+	assert_int_equal(h_signal(&env, "router", SIGTERM), 0);
+	assert_int_equal(h_start(&env, "router"), 0);
+	assert_int_equal(h_wait_health(&env, 200, 5000), 0);
+	/*
+	 * Equal keys take turns: once a call without the session went to k,
+	 * the next pick is the other key, so only affinity sends the session
+	 * back to k.
+	 */
+	for (int i = 0; i < 2 && c != k; i++)
+		c = paid_ok(NULL);
+	assert_int_equal(c, k);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(paid_ok(conv), k);
+		assert_int_equal(paid_ok(NULL), 1 - k);
+		assert_int_equal(paid_ok(NULL), k);
+	}
+	/* Only a hash of the session id is kept. */
+	assert_true(h_db_int(&env, "router", "SELECT count(*) FROM sessions") >= 1);
+	assert_int_equal(h_db_int(&env, "router", "SELECT count(*) FROM sessions"
+	    " WHERE length(id) != 16 OR instr(id, 'conv') > 0"), 0);
+}
+
 static void
 test_market_and_metadata(void **state)
 {
@@ -1046,10 +1180,12 @@ main(void)
 	    cmocka_unit_test(test_failing_key_loses_and_regains),
 	    cmocka_unit_test(test_401_quarantines),
 	    cmocka_unit_test(test_429_retry_after),
+	    cmocka_unit_test(test_quota_quarantines),
 	    cmocka_unit_test(test_premium),
 	    cmocka_unit_test(test_eu),
 	    cmocka_unit_test(test_rpm_under_200_concurrent),
 	    cmocka_unit_test(test_affinity),
+	    cmocka_unit_test(test_affinity_survives_restart),
 	    cmocka_unit_test(test_market_and_metadata),
 	    cmocka_unit_test(test_retention_sweep),
 	    cmocka_unit_test(test_seller_api),

@@ -145,36 +145,48 @@ test_classify(void **state)
 		uint16_t status;
 		uint8_t failure;
 		enum outcome_class want;
+		uint8_t eclass; /* what the vault read in the error body */
 	} cases[] = {
-	    {200, FAIL_NONE, OC_OK},
-	    {201, FAIL_NONE, OC_OK},
-	    {200, FAIL_CANCEL, OC_OK},	/* the buyer left mid-stream: the key worked */
-	    {200, FAIL_CUT, OC_ERROR},	/* the upstream cut the stream */
-	    {200, FAIL_TIMEOUT, OC_ERROR}, /* … or stalled */
-	    {400, FAIL_NONE, OC_OK},	/* the buyer's request */
-	    {404, FAIL_NONE, OC_OK},
-	    {422, FAIL_NONE, OC_OK},
-	    {401, FAIL_NONE, OC_AUTH},
-	    {403, FAIL_NONE, OC_AUTH},
-	    {401, FAIL_CANCEL, OC_AUTH}, /* the edge cancelled it to fail over */
-	    {402, FAIL_NONE, OC_QUOTA},
-	    {429, FAIL_NONE, OC_RATE},
-	    {429, FAIL_CANCEL, OC_RATE},
-	    {500, FAIL_NONE, OC_ERROR},
-	    {503, FAIL_CANCEL, OC_ERROR},
-	    {599, FAIL_NONE, OC_ERROR},
-	    {0, FAIL_CONNECT, OC_ERROR},
-	    {0, FAIL_TIMEOUT, OC_ERROR},
-	    {0, FAIL_CANCEL, OC_NEUTRAL}, /* the buyer left before the upstream answered */
-	    {0, FAIL_NONE, OC_NEUTRAL},
+	    {200, FAIL_NONE, OC_OK, ECLASS_NONE},
+	    {201, FAIL_NONE, OC_OK, ECLASS_NONE},
+	    {200, FAIL_CANCEL, OC_OK, ECLASS_NONE},	/* the buyer left mid-stream: the key worked */
+	    {200, FAIL_CUT, OC_ERROR, ECLASS_NONE},	/* the upstream cut the stream */
+	    {200, FAIL_TIMEOUT, OC_ERROR, ECLASS_NONE}, /* … or stalled */
+	    {400, FAIL_NONE, OC_OK, ECLASS_NONE},	/* the buyer's request */
+	    {404, FAIL_NONE, OC_OK, ECLASS_NONE},
+	    {422, FAIL_NONE, OC_OK, ECLASS_NONE},
+	    {401, FAIL_NONE, OC_AUTH, ECLASS_NONE},
+	    {403, FAIL_NONE, OC_AUTH, ECLASS_NONE},
+	    {401, FAIL_CANCEL, OC_AUTH, ECLASS_NONE}, /* the edge cancelled it to fail over */
+	    {402, FAIL_NONE, OC_QUOTA, ECLASS_NONE},
+	    {429, FAIL_NONE, OC_RATE, ECLASS_NONE},
+	    {429, FAIL_CANCEL, OC_RATE, ECLASS_NONE},
+	    {500, FAIL_NONE, OC_ERROR, ECLASS_NONE},
+	    {503, FAIL_CANCEL, OC_ERROR, ECLASS_NONE},
+	    {599, FAIL_NONE, OC_ERROR, ECLASS_NONE},
+	    {0, FAIL_CONNECT, OC_ERROR, ECLASS_NONE},
+	    {0, FAIL_TIMEOUT, OC_ERROR, ECLASS_NONE},
+	    {0, FAIL_CANCEL, OC_NEUTRAL, ECLASS_NONE}, /* the buyer left before the upstream answered */
+	    {0, FAIL_NONE, OC_NEUTRAL, ECLASS_NONE},
+	    /* A body that says the credit or quota is gone: a 4xx quarantines, nothing else does. */
+	    {429, FAIL_NONE, OC_QUOTA, ECLASS_QUOTA}, /* OpenAI insufficient_quota */
+	    {400, FAIL_NONE, OC_QUOTA, ECLASS_QUOTA}, /* Anthropic: credit balance too low */
+	    {429, FAIL_CANCEL, OC_QUOTA, ECLASS_QUOTA},
+	    {401, FAIL_NONE, OC_AUTH, ECLASS_QUOTA},
+	    {402, FAIL_NONE, OC_QUOTA, ECLASS_QUOTA},
+	    {200, FAIL_NONE, OC_OK, ECLASS_QUOTA},
+	    {503, FAIL_NONE, OC_ERROR, ECLASS_QUOTA},
+	    {0, FAIL_CONNECT, OC_ERROR, ECLASS_QUOTA},
 	};
 	int bad = 0;
 
 	(void)state;
 	for (size_t i = 0; i < NELEM(cases); i++)
-		if (score_classify(cases[i].status, cases[i].failure) != cases[i].want) {
-			print_error("status %u failure %u: %d\n", cases[i].status, cases[i].failure,
-			    score_classify(cases[i].status, cases[i].failure));
+		if (score_classify(cases[i].status, cases[i].failure, cases[i].eclass) !=
+		    cases[i].want) {
+			print_error("status %u failure %u class %u: %d\n", cases[i].status,
+			    cases[i].failure, cases[i].eclass,
+			    score_classify(cases[i].status, cases[i].failure, cases[i].eclass));
 			bad++;
 		}
 	assert_int_equal(score_event_of(OC_OK), SE_SUCCESS);
@@ -185,8 +197,10 @@ test_classify(void **state)
 }
 
 /*
- * Limits over simulated time: at t, take ('t'), give back ('g') or only
- * check ('c'); ok is whether one more request fits before the action.
+ * Limits over simulated time: at t, take ('t'), give back one taken at t
+ * ('g') or a day before t ('y'), charge again one taken at t and given back
+ * too early ('a'), or only check ('c'); ok is whether one more request fits
+ * before the action.
  */
 struct lstep {
 	int64_t t;
@@ -224,6 +238,14 @@ static const struct limits_case limits_cases[] = {
     {"budget give-back", {0, 0, 100}, 100, {{0, 't', 1}, {0, 'g', 0}, {0, 't', 1}}, 3,
 	DAY_MS - T0 % DAY_MS},
     {"a price over the budget never fits", {0, 0, 50}, 100, {{0, 'c', 0}}, 1, -1},
+    {"yesterday's reservation back: today's budget keeps its spending", {0, 0, 100}, 100,
+	{{DAY_MS - T0 % DAY_MS, 't', 1}, {DAY_MS - T0 % DAY_MS, 'y', 0},
+	    {DAY_MS - T0 % DAY_MS, 'c', 0}}, 3, 2 * DAY_MS - T0 % DAY_MS},
+    {"a late call is charged again", {0, 0, 200}, 100,
+	{{0, 't', 1}, {0, 'g', 0}, {0, 'a', 0}, {0, 't', 1}, {0, 'c', 0}}, 5,
+	DAY_MS - T0 % DAY_MS},
+    {"a charge takes a token", {2, 0, 0}, 100,
+	{{0, 't', 1}, {0, 't', 1}, {1, 'g', 0}, {2, 'a', 0}, {2, 'c', 0}}, 5, 30002},
     {"the tightest limit decides", {1, 100, 1000}, 100, {{0, 't', 1}}, 1, MINUTE},
 };
 
@@ -243,14 +265,18 @@ test_limits_table(void **state)
 			const struct lstep *s = &c->steps[j];
 			int ok = limits_ok(&st, &c->caps, c->price, T0 + s->t);
 
-			if (s->op != 'g' && ok != s->ok) {
+			if (strchr("tc", s->op) != NULL && ok != s->ok) {
 				print_error("%s: step %zu: fits %d\n", c->name, j, ok);
 				bad++;
 			}
 			if (s->op == 't')
 				limits_take(&st, &c->caps, c->price, T0 + s->t);
 			else if (s->op == 'g')
-				limits_give(&st, &c->caps, c->price, T0 + s->t);
+				limits_give(&st, &c->caps, c->price, T0 + s->t, T0 + s->t);
+			else if (s->op == 'y')
+				limits_give(&st, &c->caps, c->price, T0 + s->t - DAY_MS, T0 + s->t);
+			else if (s->op == 'a')
+				limits_charge(&st, &c->caps, c->price, T0 + s->t, T0 + s->t);
 			last = T0 + s->t;
 		}
 		want = c->ready < 0 ? INT64_MAX : T0 + c->ready;
