@@ -124,6 +124,7 @@ struct payments {
 	struct pay_call *calls; /* ledger requests awaiting a reply */
 	size_t writes;		/* queued writes whose done() has not run */
 	size_t outbox_open;	/* outbox postings in flight */
+	size_t refunds_open;	/* refunds asked of Stripe, not yet recorded */
 	int stopping;
 };
 
@@ -425,6 +426,25 @@ int pay_outbox_done(sqlite3 *db, const char *xfer_id);
 int pay_outbox_failed(sqlite3 *db, const char *xfer_id);
 /* Up to max rows still owed (and not given up on) into rows; their number, or -1. */
 int pay_outbox_list(sqlite3 *db, struct pay_outbox_row *rows, int max);
+
+/* refund.c: Stripe charges for requests never served go back (see the file). */
+struct pay_refund_row {
+	char payment_id[IPC_ID_MAX + 1];
+	char reference[96]; /* the PaymentIntent id */
+	int64_t amount;	    /* µUSD */
+};
+/* In a sweep's transaction: record refunds due for released, expired Stripe payments. */
+int pay_refunds_queue(sqlite3 *db, int64_t now);
+/* Up to max refunds still due into rows; their number, or -1. */
+int pay_refunds_due(sqlite3 *db, struct pay_refund_row *rows, int max);
+/* After a sweep: ask Stripe for the refunds due (one batch at a time). */
+void pay_refunds_send(struct payments *s);
+/* stripe.c: outcome 1 refunded (refund_id, or NULL when it was already), 0 refused, -1 no answer. */
+typedef void (*pay_refund_fn)(void *arg, int outcome, const char *refund_id);
+int pay_stripe_refund(struct payments *s, const struct pay_refund_row *row, pay_refund_fn done,
+    void *arg);
+/* The judgement of a refund answer (pure, for unit tests): 1 with id (maybe ""), or 0. */
+int pay_stripe_refund_judge(long status, const char *body, size_t len, char *id, size_t cap);
 
 /* extras.c: lightning invoices issued with challenges. */
 int pay_invoice_put(sqlite3 *db, const struct pay_invoice *inv, int64_t now);

@@ -117,6 +117,20 @@ static const char *const migrations[] = {
     "ALTER TABLE payments ADD COLUMN premium_amount INTEGER NOT NULL DEFAULT 0"
     " CHECK (premium_amount >= 0 AND premium_amount + coalesce(seller_amount, 0) <= amount);"
     "ALTER TABLE ledger_outbox ADD COLUMN premium_amount INTEGER NOT NULL DEFAULT 0;",
+    /* 6: refunds of charges for requests never served (refund.c). */
+    "CREATE TABLE refunds ("
+    " payment_id TEXT PRIMARY KEY NOT NULL,"
+    " method TEXT NOT NULL,"
+    " reference TEXT NOT NULL,"
+    " amount INTEGER NOT NULL CHECK (amount > 0),"
+    " state TEXT NOT NULL CHECK (state IN ('due', 'done', 'failed')),"
+    " tries INTEGER NOT NULL DEFAULT 0,"
+    " refund_id TEXT,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL"
+    ") STRICT;"
+    "CREATE TRIGGER refunds_never_deleted BEFORE DELETE ON refunds"
+    " BEGIN SELECT RAISE(ABORT, 'refunds are never deleted'); END;",
 };
 
 /* The outbox gives up on a posting the ledger refused this many times (an operator must look). */
@@ -214,7 +228,8 @@ reserve_again(sqlite3 *db, const struct pay_reservation *r, int64_t attempt, int
 {
 	sqlite3_stmt *st = db_stmt(db,
 	    "UPDATE payments SET state = 'reserved', attempt = ?, xfer_id = ?, updated = ?, pool = ?"
-	    " WHERE id = ? AND state = 'released'");
+	    " WHERE id = ? AND state = 'released'"
+	    " AND NOT EXISTS (SELECT 1 FROM refunds WHERE payment_id = payments.id)");
 
 	sqlite3_bind_int64(st, 1, attempt);
 	sqlite3_bind_text(st, 2, xfer_id, -1, SQLITE_STATIC);

@@ -259,3 +259,84 @@ pay_stripe_prove(struct payments *s, const struct pay_claim *c, pay_proof_fn don
 		free(sc);
 	return rc;
 }
+
+/* Refunds (refund.c). */
+
+struct refund_call {
+	pay_refund_fn done;
+	void *arg;
+};
+
+/*
+ * Stripe's word on a refund: 1 with its id when it succeeded or is pending
+ * (a card refund settles later, and cannot fail back to us), 1 with no id
+ * when the charge was refunded already, 0 for any other answer.
+ */
+int
+pay_stripe_refund_judge(long status, const char *body, size_t len, char *id, size_t cap)
+{
+	cJSON *j = cJSON_ParseWithLength(body, len), *err;
+	const char *st = pay_json_str(j, "status", 32), *rid = pay_json_str(j, "id", 90), *code;
+	int ok = 0;
+
+	*id = '\0';
+	if (status == 200 && rid != NULL && strncmp(rid, "re_", 3) == 0 && st != NULL &&
+	    (strcmp(st, "succeeded") == 0 || strcmp(st, "pending") == 0)) {
+		snprintf(id, cap, "%s", rid);
+		ok = 1;
+	} else if (status == 400 && (err = cJSON_GetObjectItemCaseSensitive(j, "error")) != NULL &&
+	    (code = pay_json_str(err, "code", 64)) != NULL &&
+	    strcmp(code, "charge_already_refunded") == 0) {
+		ok = 1;
+	}
+	cJSON_Delete(j);
+	return ok;
+}
+
+static void
+refund_on_reply(void *arg, const struct pay_http_result *r)
+{
+	struct refund_call *rc = arg;
+	char id[96];
+	int ok;
+
+	if (r->error != PAY_HTTP_OK) {
+		rc->done(rc->arg, -1, NULL);
+	} else {
+		ok = pay_stripe_refund_judge(r->status, r->body, r->bodylen, id, sizeof(id));
+		if (!ok)
+			log_warnx("Stripe answered %ld to a refund", r->status);
+		rc->done(rc->arg, ok, ok && id[0] != '\0' ? id : NULL);
+	}
+	free(rc);
+}
+
+int
+pay_stripe_refund(struct payments *s, const struct pay_refund_row *row, pay_refund_fn done,
+    void *arg)
+{
+	char url[300], body[256], auth[3 * PAY_CRED_MAX / 2 + 64], idem[160];
+	const char *hs[] = {auth, idem, "Content-Type: application/x-www-form-urlencoded",
+	    "Stripe-Version: " STRIPE_VERSION, NULL};
+	struct pay_http_req hr = {url, hs, body, NULL, (long)s->cfg->method_timeout_ms};
+	struct refund_call *rc;
+	int r = -1;
+
+	/* A PaymentIntent id is pi_ and [A-Za-z0-9]: nothing to escape, nothing else accepted. */
+	if (strncmp(row->reference, "pi_", 3) != 0 ||
+	    strspn(row->reference + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+		strlen(row->reference + 3) ||
+	    (rc = calloc(1, sizeof(*rc))) == NULL)
+		return -1;
+	*rc = (struct refund_call){done, arg};
+	snprintf(url, sizeof(url), "%s/v1/refunds", s->cfg->stripe_api_url);
+	snprintf(idem, sizeof(idem), "Idempotency-Key: refund_%s", row->reference);
+	snprintf(body, sizeof(body), "payment_intent=%s&metadata%%5Bchallenge_id%%5D=%s",
+	    row->reference, row->payment_id);
+	if (stripe_auth(&s->keys.stripe, auth, sizeof(auth)) == 0)
+		r = pay_http_post(s->http, &hr, refund_on_reply, rc);
+	mbedtls_platform_zeroize(auth, sizeof(auth));
+	if (r != 0)
+		free(rc);
+	return r;
+}

@@ -7,7 +7,8 @@
  * transfer; then whatever the outbox still holds is sent to the ledger.
  * The same write enforces retention: expired lightning invoices and
  * Idempotency-Key records go, and buyer spend older than
- * buyer_retention_days (90 by default).
+ * buyer_retention_days (90 by default). Stripe charges for requests never
+ * served are found and refunded here too (refund.c).
  *
  * A reservation released here can be reserved again by presenting the same
  * credential until the challenge expires; a SETTLE that arrives after the
@@ -39,7 +40,8 @@ sweep_apply(sqlite3 *db, void *arg)
 	int64_t now = time_now_ms() / 1000;
 
 	if (pay_store_release_stale(db, now - op->s->cfg->reservation_timeout_s, now, SWEEP_BATCH,
-		&op->released) != 0)
+		&op->released) != 0 ||
+	    pay_refunds_queue(db, now) != 0)
 		return -1;
 	return pay_extras_expire(db, now, op->s->cfg->buyer_retention_days);
 }
@@ -54,6 +56,7 @@ sweep_done(void *arg, int status)
 	else if (op->released > 0)
 		log_info("released %d reservation(s) never settled", op->released);
 	pay_outbox_flush(op->s);
+	pay_refunds_send(op->s);
 	free(op);
 }
 

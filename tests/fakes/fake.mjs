@@ -16,7 +16,9 @@
  *         pays one of its invoices through it, as through their own node:
  *         POST /v1/channels/transactions {"payment_request"} (SendPaymentSync)
  *         → {"payment_error": "", "payment_preimage", "payment_hash"} (base64).
- * stripe  POST /v1/payment_intents, form-encoded, HTTP Basic with the secret
+ * stripe  POST /v1/payment_intents and POST /v1/refunds {payment_intent}
+ *         (a succeeded intent once; again: 400 charge_already_refunded),
+ *         form-encoded, HTTP Basic with the secret
  *         key, an Idempotency-Key required: a replay with the same key and
  *         parameters answers the same PaymentIntent with
  *         Idempotent-Replayed: true; other parameters under the same key,
@@ -180,8 +182,42 @@ let created = 0;
 function stripeError(res, status, type, code, message) {
 	reply(res, status, { error: { type, code, message } });
 }
+const succeeded = new Map(); /* PaymentIntent id → { amount, refunded } */
+const refunds = new Map(); /* Idempotency-Key → the refund's { params, status, body } */
+function stripeRefund(res, key, p) {
+	const params = [...p.entries()].sort().map((e) => e.join('=')).join('&');
+	const old = refunds.get(key);
+	if (old) {
+		if (old.params !== params)
+			return stripeError(res, 400, 'idempotency_error', 'idempotency_key_in_use',
+			    'Keys for idempotent requests can only be used with the same parameters');
+		return reply(res, old.status, old.body, { 'Idempotent-Replayed': 'true' });
+	}
+	const pi = succeeded.get(p.get('payment_intent') ?? '');
+	let status = 200, out;
+	if (!pi) {
+		status = 400;
+		out = { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such payment_intent' } };
+	} else if (pi.refunded) {
+		status = 400;
+		out = { error: { type: 'invalid_request_error', code: 'charge_already_refunded', message: 'Charge has already been refunded.' } };
+	} else {
+		pi.refunded = true;
+		stats.refunds = (stats.refunds ?? 0) + 1;
+		out = {
+			id: `re_${randomBytes(12).toString('hex')}`,
+			object: 'refund',
+			amount: pi.amount,
+			currency: 'usd',
+			payment_intent: p.get('payment_intent'),
+			status: 'succeeded',
+		};
+	}
+	refunds.set(key, { params, status, body: out });
+	reply(res, status, out);
+}
 function stripe(req, res, url, body) {
-	if (req.method !== 'POST' || url.pathname !== '/v1/payment_intents')
+	if (req.method !== 'POST' || (url.pathname !== '/v1/payment_intents' && url.pathname !== '/v1/refunds'))
 		return stripeError(res, 404, 'invalid_request_error', 'resource_missing', 'Unrecognized request URL');
 	const auth = req.headers.authorization ?? '';
 	const user = auth.startsWith('Basic ') ? Buffer.from(auth.slice(6), 'base64').toString() : '';
@@ -193,6 +229,8 @@ function stripe(req, res, url, body) {
 	if (!key)
 		return stripeError(res, 400, 'invalid_request_error', 'parameter_missing', 'Idempotency-Key required here');
 	const p = new URLSearchParams(body);
+	if (url.pathname === '/v1/refunds')
+		return stripeRefund(res, key, p);
 	stats.last = {
 		idempotency_key: key,
 		stripe_version: req.headers['stripe-version'],
@@ -230,6 +268,8 @@ function stripe(req, res, url, body) {
 			status: spt.startsWith('spt_ok_') ? 'succeeded' : 'requires_action',
 			metadata: { challenge_id: p.get('metadata[challenge_id]') ?? '' },
 		};
+		if (out.status === 'succeeded')
+			succeeded.set(out.id, { amount, refunded: false });
 	} else {
 		status = 400;
 		out = { error: { type: 'invalid_request_error', code: 'resource_missing', message: 'No such shared payment token' } };

@@ -1260,6 +1260,77 @@ test_invoice_budget(void **state)
 	restart_payments("");
 }
 
+/*
+ * A Stripe charge for a request that was never served goes back: the
+ * upstream fails every attempt, the buyer never presents the credential
+ * again, and once its challenge has expired the sweep refunds the
+ * PaymentIntent at Stripe, once (a captured payment is never refunded).
+ */
+static int
+stripe_refunds(void)
+{
+	char *stats = fake_call(T.stripe_port, "/_fake/stats", NULL);
+	cJSON *j = cJSON_Parse(stats), *v = cJSON_GetObjectItem(j, "refunds");
+	int n = cJSON_IsNumber(v) ? v->valueint : 0;
+
+	cJSON_Delete(j);
+	free(stats);
+	return n;
+}
+
+static void
+test_stripe_refund(void **state)
+{
+	struct mpp_challenge c, ok;
+	struct h_resp r;
+	char *auth, *auth_ok;
+	int before, i;
+
+	(void)state;
+	restart_payments("challenge_ttl_s = 2\nsweep_interval_s = 1\n");
+	before = stripe_refunds();
+	/* One that is served: captured, never refunded. */
+	challenge_of("stripe", &ok);
+	auth_ok = auth_for(&ok, "{\"spt\":\"spt_ok_refund_1\"}", NULL);
+	pay_with(auth_ok, NULL, CHAT, &r);
+	expect_paid(&r, "stripe", NULL, ok.id);
+	h_resp_free(&r);
+	/* One charged whose upstream fails every time: released, not captured. */
+	challenge_of("stripe", &c);
+	auth = auth_for(&c, "{\"spt\":\"spt_ok_refund_2\"}", NULL);
+	demo_control("{\"fail_status\":500,\"fail_count\":100}");
+	pay_with(auth, NULL, CHAT, &r);
+	demo_control("{\"reset\":true}");
+	assert_true(r.status >= 500);
+	assert_null(strcasestr(r.headers, "Payment-Receipt"));
+	h_resp_free(&r);
+	/* Expiry (2 s) plus the grace, then a sweep: refunded at Stripe and recorded. */
+	for (i = 0; i < 200 && db_int("payments.db",
+				   "SELECT count(*) FROM refunds WHERE payment_id = ? AND state = 'done'",
+				   c.id) != 1;
+	     i++)
+		usleep(100000);
+	assert_int_equal(db_int("payments.db",
+			     "SELECT count(*) FROM refunds WHERE payment_id = ? AND state = 'done'", c.id),
+	    1);
+	assert_int_equal(stripe_refunds(), before + 1);
+	assert_int_equal(db_int("payments.db", "SELECT count(*) FROM refunds WHERE payment_id = ?",
+			     ok.id),
+	    0);
+	/* More sweeps ask nothing more; the refunded credential cannot be served. */
+	sleep(2);
+	assert_int_equal(stripe_refunds(), before + 1);
+	pay_with(auth, NULL, CHAT, &r);
+	assert_int_equal(r.status, 402);
+	assert_null(strcasestr(r.headers, "Payment-Receipt"));
+	h_resp_free(&r);
+	free(auth);
+	free(auth_ok);
+	mpp_challenge_free(&c);
+	mpp_challenge_free(&ok);
+	restart_payments("");
+}
+
 static size_t
 discard(char *d, size_t size, size_t n, void *arg)
 {
@@ -1560,6 +1631,7 @@ main(void)
 	    cmocka_unit_test(test_buyers),
 	    cmocka_unit_test(test_policy),
 	    cmocka_unit_test(test_invoice_budget),
+	    cmocka_unit_test(test_stripe_refund),
 	    cmocka_unit_test(test_concurrency),
 	    cmocka_unit_test(test_restart_mid_flight),
 	};

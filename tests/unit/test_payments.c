@@ -539,6 +539,39 @@ test_problem_table(void **state)
 	assert_int_equal(pay_problem_status(PP_LEDGER_UNAVAILABLE), 503);
 }
 
+/* Stripe's answers to a refund, judged. */
+static void
+test_refund_judge(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+		int ok;
+		const char *id;
+	} rows[] = {
+	    {200, "{\"id\":\"re_1\",\"object\":\"refund\",\"status\":\"succeeded\"}", 1, "re_1"},
+	    {200, "{\"id\":\"re_2\",\"status\":\"pending\"}", 1, "re_2"},
+	    {200, "{\"id\":\"re_3\",\"status\":\"failed\"}", 0, ""},
+	    {200, "{\"id\":\"pi_4\",\"status\":\"succeeded\"}", 0, ""},
+	    {200, "{\"status\":\"succeeded\"}", 0, ""},
+	    {400, "{\"error\":{\"code\":\"charge_already_refunded\"}}", 1, ""},
+	    {400, "{\"error\":{\"code\":\"resource_missing\"}}", 0, ""},
+	    {500, "{\"error\":{\"code\":\"charge_already_refunded\"}}", 0, ""},
+	    {200, "not json", 0, ""},
+	    {200, "", 0, ""},
+	};
+	char id[96];
+
+	(void)state;
+	for (size_t i = 0; i < NF(rows); i++) {
+		int ok = pay_stripe_refund_judge(rows[i].status, rows[i].body, strlen(rows[i].body), id,
+		    sizeof(id));
+
+		if (ok != rows[i].ok || strcmp(id, rows[i].id) != 0)
+			fail_msg("row %zu: ok %d id \"%s\"", i, ok, id);
+	}
+}
+
 /* blocked_buyers_file: what loads, what is refused (naming the line), and lookups. */
 static void
 test_policy_file(void **state)
@@ -624,6 +657,7 @@ main(void)
 	    cmocka_unit_test(test_xfer_id),
 	    cmocka_unit_test(test_problem_table),
 	    cmocka_unit_test(test_policy_file),
+	    cmocka_unit_test(test_refund_judge),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
