@@ -25,6 +25,11 @@
  * other methods only, or 503 with Retry-After when lightning is all the
  * buyer accepts, and the node is spared.
  *
+ * The invoice text is decoded (bolt11.c) and must say what LND's JSON says
+ * and what was asked: the configured network, this payment hash, exactly
+ * these sats, and an expiry past the challenge's; otherwise lightning is
+ * left out of that 402 (a node that misbehaves never reaches a buyer).
+ *
  * Security stance: LND is reached over TLS with its own certificate only;
  * the macaroon travels in a header built here and is never logged; LND's
  * answer is parsed strictly (a hash of exactly 32 bytes, an invoice of
@@ -42,6 +47,7 @@
 #include <string.h>
 
 #include "common/b64url.h"
+#include "payments/bolt11.h"
 #include "common/log.h"
 #include "common/money.h"
 #include "common/timefmt.h"
@@ -86,6 +92,37 @@ pay_lightning_parse_invoice(const char *body, size_t len, char hash[65], char *i
 	return ok ? 0 : -1;
 }
 
+int
+pay_lightning_invoice_agrees(const char *invoice, const char *hash_hex, int64_t sats,
+    const char *network, int64_t valid_until, const char **why)
+{
+	static const struct {
+		const char *network, *prefix;
+	} nets[] = {{"mainnet", "bc"}, {"regtest", "bcrt"}, {"signet", "tbs"}};
+	struct bolt11 b;
+	char hex[65];
+	const char *want = NULL;
+
+	for (size_t i = 0; i < sizeof(nets) / sizeof(nets[0]); i++)
+		if (strcmp(network, nets[i].network) == 0)
+			want = nets[i].prefix;
+	if (bolt11_decode(invoice, &b, why) != 0)
+		return -1;
+	pay_hex(b.payment_hash, 32, hex);
+	if (want == NULL || strcmp(b.network, want) != 0)
+		*why = "the invoice is for another network";
+	else if (strcmp(hex, hash_hex) != 0)
+		*why = "the invoice's payment hash is not the one LND returned";
+	else if (!b.has_amount || sats < 1 || b.amount_msat / 1000 != (uint64_t)sats ||
+	    b.amount_msat % 1000 != 0)
+		*why = "the invoice's amount is not the one asked for";
+	else if ((int64_t)(b.timestamp + b.expiry) < valid_until)
+		*why = "the invoice expires before the challenge";
+	else
+		return 0;
+	return -1;
+}
+
 /* The challenge's request from LND's invoice; 0 or -1. */
 static int
 ln_request(struct ln_offer *lo, const char *hash, const char *invoice)
@@ -120,6 +157,7 @@ ln_on_invoice(void *arg, const struct pay_http_result *r)
 {
 	struct ln_offer *lo = arg;
 	char hash[65], *invoice = malloc(INVOICE_MAX + 1);
+	const char *why = NULL;
 	int ok = 0;
 
 	if (r->error != PAY_HTTP_OK || r->status != 200)
@@ -129,6 +167,9 @@ ln_on_invoice(void *arg, const struct pay_http_result *r)
 	else if (invoice == NULL ||
 	    pay_lightning_parse_invoice(r->body, r->bodylen, hash, invoice, INVOICE_MAX + 1) != 0)
 		log_warnx("LND answered an invoice we cannot read");
+	else if (pay_lightning_invoice_agrees(invoice, hash, lo->sats,
+		     lo->s->cfg->lightning_network, lo->o->expires, &why) != 0)
+		log_warnx("LND's invoice does not say what was asked (%s); lightning left out", why);
 	else
 		ok = ln_request(lo, hash, invoice) == 0;
 	free(invoice);

@@ -2,6 +2,9 @@
  * payments.h — cn2-payments's private interfaces.
  *
  *   setup.c       start, reload (secret rotation) and stop; message dispatch
+ *   bolt11.c      BOLT #11 invoices, decoded strictly (lightning.c checks LND's)
+ *   policy.c      buyers refused by policy (403)
+ *   refund.c      Stripe charges for requests never served, refunded
  *   store.c       payments.db: schema and the payment state machine
  *   extras.c      payments.db: invoices, transaction hashes, buyers, idempotency
  *   http.c        outbound HTTPS to payment processors on the loop (libcurl multi)
@@ -282,6 +285,13 @@ enum pay_problem pay_lightning_payload(const struct pay_keys *k, const cJSON *pa
 /* Parse LND's AddInvoice answer: r_hash (base64) as hex, payment_request. 0 or -1. */
 int pay_lightning_parse_invoice(const char *body, size_t len, char hash[65], char *invoice,
     size_t cap);
+/*
+ * Does the BOLT11 invoice say what LND's answer and our request did: the
+ * network (lightning_network's name), the hash (hex), exactly sats, valid
+ * until at least valid_until (unix seconds)? 0, or -1 with a static reason.
+ */
+int pay_lightning_invoice_agrees(const char *invoice, const char *hash_hex, int64_t sats,
+    const char *network, int64_t valid_until, const char **why);
 
 int pay_stripe_enabled(const struct pay_keys *k);
 int pay_stripe_offer(struct payments *s, const char *realm, int64_t amount, struct pay_offer *o,

@@ -116,14 +116,28 @@ function intWords(v, n) {
 function tagged(type, words) {
 	return [type, ...intWords(words.length, 2), ...words];
 }
-/* A regtest invoice for sats with this hash; the signature is random (nobody checks it here). */
-function bolt11(sats, hash, memo, expiry) {
+/* v as 5-bit big-endian words with no leading zero word (BOLT #11's integer fields). */
+function minWords(v) {
+	const out = [];
+	for (; v > 0; v = Math.floor(v / 32))
+		out.unshift(v % 32);
+	return out;
+}
+/*
+ * A regtest invoice for sats with this hash and payment secret. The
+ * signature has a valid shape (recovery id 0 or 1) but is random: nobody
+ * can check it without the node's key, and cn2 does not.
+ */
+function bolt11(sats, hash, secret, memo, expiry) {
+	const sig = randomBytes(65);
+	sig[64] &= 1;
 	const words = [
 		...intWords(Math.floor(Date.now() / 1000), 7),
 		...tagged(1, toWords(hash)),
+		...tagged(16, toWords(secret)),
 		...tagged(13, toWords(Buffer.from(memo, 'utf8'))),
-		...tagged(6, toWords(Buffer.from(expiry.toString(16).padStart(4, '0'), 'hex'))),
-		...toWords(randomBytes(65)),
+		...tagged(6, minWords(expiry)),
+		...toWords(sig),
 	];
 	return bech32(`lnbcrt${sats * 10}n`, words);
 }
@@ -166,13 +180,14 @@ function lnd(req, res, url, body) {
 	const preimage = randomBytes(32);
 	const hash = createHash('sha256').update(preimage).digest();
 	invoices.set(hash.toString('hex'), preimage.toString('hex'));
-	const request = bolt11(sats, hash, String(j.memo ?? ''), expiry);
+	const secret = randomBytes(32);
+	const request = bolt11(sats, hash, secret, String(j.memo ?? ''), expiry);
 	byRequest.set(request, hash.toString('hex'));
 	reply(res, 200, {
 		r_hash: hash.toString('base64'),
 		payment_request: request,
 		add_index: String(++addIndex),
-		payment_addr: randomBytes(32).toString('base64'),
+		payment_addr: secret.toString('base64'),
 	});
 }
 

@@ -41,6 +41,7 @@ FUZZ_POOL_SRC := platform-api/terms.c router/select.c router/pool.c router/index
 $(eval $(call FUZZ_target,fuzz_listing_terms,$(FUZZ_POOL_SRC)))
 $(eval $(call FUZZ_target,fuzz_retry_after,vault/retry.c))
 $(eval $(call FUZZ_target,fuzz_disputes,platform-api/disputeparse.c common/b64url.c))
+$(eval $(call FUZZ_target,fuzz_bolt11,payments/bolt11.c common/utf8.c))
 
 fuzz: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \
