@@ -37,18 +37,20 @@
  * (mbedtls_platform_zeroize) when the call ends, and libcurl's header list
  * with them. What libcurl copies internally (the URL, the request head it
  * writes) is wiped when libcurl frees it (upstream.c's allocator); the TLS
- * library's record buffers are not ours to wipe, which is one more reason
- * the key lives only for one call. Logs carry ids, the route and the
- * status, never a header value, a body or a libcurl error buffer (which
- * could quote the URL, and with it a key given as a query parameter). The
- * error-body peek reads the bytes being relayed in place, bounded, and
- * keeps only its verdict.
+ * library encrypts a record in place in its own buffer, so what stays there
+ * is ciphertext; HTTP/2 is used only where HPACK cannot keep the key in its
+ * table (fwd_http_version). Logs carry ids, the route and the status, never
+ * a header value, a body or a libcurl error buffer (which could quote the
+ * URL, and with it a key given as a query parameter). The error-body peek
+ * reads the bytes being relayed in place, bounded, and keeps only its
+ * verdict.
  */
 #include "vault/vault.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <mbedtls/platform_util.h>
@@ -359,6 +361,23 @@ fwd_method(struct fwd *f)
 	return 0;
 }
 
+/*
+ * HTTP/2 only where the key cannot stay behind in the connection. HPACK
+ * keeps header fields it has sent in a per-connection table, to compress
+ * the next request; nghttp2 never indexes Authorization (nor :path, where a
+ * query-parameter key travels), but it would index x-api-key and the like,
+ * and that table lives as long as the connection, long after the call. So
+ * a provider whose key goes in another header is called over HTTP/1.1,
+ * whose request head is in a buffer of libcurl's own, wiped when freed.
+ */
+static long
+fwd_http_version(const struct provider *pv)
+{
+	if (pv->auth_header[0] == '\0' || strcasecmp(pv->auth_header, "Authorization") == 0)
+		return (long)CURL_HTTP_VERSION_2TLS;
+	return (long)CURL_HTTP_VERSION_1_1;
+}
+
 static int
 fwd_options(struct fwd *f)
 {
@@ -370,7 +389,7 @@ fwd_options(struct fwd *f)
 	    curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->slist) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_PRIVATE, f) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS) != CURLE_OK ||
+	    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, fwd_http_version(f->pv)) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L) != CURLE_OK ||
 	    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms) !=
 		CURLE_OK ||

@@ -39,6 +39,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { readBody } from './body.mjs';
 
 const args = process.argv.slice(2);
 const service = args[0];
@@ -341,18 +342,8 @@ const lndMacaroon = service === 'lnd' ? readFileSync(opt('macaroon'), 'utf8').tr
 const stripeKey = service === 'stripe' ? readFileSync(opt('api-key'), 'utf8').trim() : '';
 
 function serve(req, res) {
-	const chunks = [];
-	let size = 0;
-	req.on('data', (c) => {
-		size += c.length;
-		if (size > 1 << 20)
-			req.destroy();
-		else
-			chunks.push(c);
-	});
-	req.on('end', () => {
+	readBody(req, (body) => {
 		const url = new URL(req.url, 'http://fake');
-		const body = Buffer.concat(chunks).toString('utf8');
 		if (url.pathname === '/_fake/control') {
 			Object.assign(control, { mode: 'ok', delay_ms: 0 }, JSON.parse(body || '{}'));
 			return reply(res, 200, control);

@@ -702,15 +702,15 @@ h_free_port(void)
 	return free_port();
 }
 
-/* tests/fakes/fake.mjs, found upwards from the build's bin directory. */
+/* tests/fakes/<name>, found upwards from the build's bin directory. */
 static int
-fake_script(struct h_env *e, char *out, size_t cap)
+fake_script(struct h_env *e, const char *name, char *out, size_t cap)
 {
 	char dir[256], *slash;
 
 	snprintf(dir, sizeof(dir), "%s", e->bindir);
 	for (int i = 0; i < 5; i++) {
-		if (snprintf(out, cap, "%s/tests/fakes/fake.mjs", dir) < (int)cap &&
+		if (snprintf(out, cap, "%s/tests/fakes/%s", dir, name) < (int)cap &&
 		    access(out, R_OK) == 0)
 			return 0;
 		if ((slash = strrchr(dir, '/')) == NULL)
@@ -720,8 +720,10 @@ fake_script(struct h_env *e, char *out, size_t cap)
 	return -1;
 }
 
-pid_t
-h_start_fake(struct h_env *e, const char *service, int port, const char *const *extra)
+/* node tests/fakes/<name> [service] --port port extra…, up and accepting; its pid or -1. */
+static pid_t
+start_node(struct h_env *e, const char *name, const char *service, int port,
+    const char *const *extra)
 {
 	char script[400], ps[16];
 	const char *argv[24];
@@ -729,12 +731,13 @@ h_start_fake(struct h_env *e, const char *service, int port, const char *const *
 	int64_t end = now_ms() + 10000;
 	pid_t pid;
 
-	if (fake_script(e, script, sizeof(script)) != 0)
+	if (fake_script(e, name, script, sizeof(script)) != 0)
 		return -1;
 	snprintf(ps, sizeof(ps), "%d", port);
 	argv[n++] = "node";
 	argv[n++] = script;
-	argv[n++] = service;
+	if (service != NULL)
+		argv[n++] = service;
 	argv[n++] = "--port";
 	argv[n++] = ps;
 	for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 22; i++)
@@ -751,6 +754,7 @@ h_start_fake(struct h_env *e, const char *service, int port, const char *const *
 	}
 	if (pid < 0)
 		return -1;
+	/* A fake that exits at once (a bad argument) is not waited for the full time. */
 	while (now_ms() < end) {
 		if (port_open(port))
 			return pid;
@@ -761,6 +765,18 @@ h_start_fake(struct h_env *e, const char *service, int port, const char *const *
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return -1;
+}
+
+pid_t
+h_start_fake(struct h_env *e, const char *service, int port, const char *const *extra)
+{
+	return start_node(e, "fake.mjs", service, port, extra);
+}
+
+pid_t
+h_start_node_fake(struct h_env *e, const char *script, int port, const char *const *extra)
+{
+	return start_node(e, script, NULL, port, extra);
 }
 
 void

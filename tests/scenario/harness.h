@@ -111,6 +111,14 @@ char *h_read(struct h_env *e, const char *rel, size_t *len);
  * Stop it with h_stop_fake.
  */
 pid_t h_start_fake(struct h_env *e, const char *service, int port, const char *const *extra);
+/*
+ * A Node fake other than fake.mjs: `node tests/fakes/<script> --port port
+ * <extra…>` (extra NULL-terminated, at most 16), its stdout discarded and its
+ * stderr in the daemons' log. Waits until it accepts connections. Its pid,
+ * or -1; stop it with h_stop_fake.
+ */
+pid_t h_start_node_fake(struct h_env *e, const char *script, int port,
+    const char *const *extra);
 void h_stop_fake(pid_t pid);
 /* A free loopback TCP port. */
 int h_free_port(void);
