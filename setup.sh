@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 
 BUILD_PKGS="make gcc libc6-dev pkg-config libuv1-dev libmbedtls-dev libcjson-dev
 	libsqlite3-dev libnng-dev libcurl4-openssl-dev"
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev curl sqlite3 gdb"
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev curl sqlite3 gdb systemd"
 BENCH_PKGS="wrk nginx-light python3"
 
 missing() {
