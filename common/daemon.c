@@ -298,6 +298,8 @@ daemon_main(int argc, char **argv, const struct daemon_spec *spec)
 	d->config_path = parse_args(argc, argv, spec, &check_only);
 	load_config(d, d->config_path);
 	if (check_only) {
+		if (spec->check != NULL && spec->check(err, sizeof(err)) != 0)
+			fatalx("%s: %s", d->config_path, err);
 		printf("%s: configuration OK\n", d->config_path);
 		return 0;
 	}

@@ -37,6 +37,12 @@ struct daemon_spec {
 	size_t naccept;
 	const enum ipc_role *dial;
 	size_t ndial;
+	/*
+	 * -n, after the keys passed their types and bounds: what start() would
+	 * refuse in their values beyond that, in start()'s words; 0, or -1 and
+	 * err. Reads the configuration only (NULL: nothing more to check).
+	 */
+	int (*check)(char *err, size_t errlen);
 	/* After the configuration loaded, before IPC starts: -1 and err to refuse to start. */
 	int (*start)(struct daemon *d, char *err, size_t errlen);
 	void (*request)(struct daemon *d, const struct ipc_req *req, uint16_t type,

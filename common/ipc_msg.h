@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPC_VERSION 2
+#define IPC_VERSION 3
 #define IPC_HDR_LEN 16
 #define IPC_MAX_FRAME (16u << 20)
 

@@ -11,10 +11,8 @@
  *
  * This file only wires the skeleton: configuration table, peer table, handlers.
  */
-#include <getopt.h>
 #include <stddef.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "common/daemon.h"
 #include "common/log.h"
@@ -80,6 +78,19 @@ stop(struct daemon *d)
 	providers_free(&e->catalogue);
 }
 
+/*
+ * -n: what start() refuses in a value beyond its type (trusted_proxies),
+ * in start()'s words, so a file that passes -n is one the edge starts
+ * with. The catalogue and the certificate are other files, read at start.
+ */
+static int
+check(char *err, size_t errlen)
+{
+	struct edge_proxies proxies;
+
+	return region_proxies_parse(cfg.trusted_proxies, &proxies, err, errlen);
+}
+
 static const struct daemon_spec spec = {
     .name = "edge",
     .role = ROLE_EDGE,
@@ -88,52 +99,13 @@ static const struct daemon_spec spec = {
     .cfg = &cfg,
     .dial = dial,
     .ndial = NF(dial),
+    .check = check,
     .start = start,
     .stop = stop,
 };
 
-/*
- * -n: the skeleton checks each key against its type and bounds; what
- * start() refuses in a value beyond that (trusted_proxies) is checked here
- * too, with start()'s words, so a file that passes -n is one the edge
- * starts with. The catalogue and the certificate are other files, read at
- * start.
- */
-static void
-check_values(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *path = "/etc/cn2/edge.conf";
-	struct daemon_common_cfg common;
-	struct edge_proxies proxies;
-	const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
-	char err[512];
-	int ch, check = 0;
-
-	log_set_ident(slash != NULL ? slash + 1 : "cn2-edge");
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "f:nhV", longopts, NULL)) != -1) {
-		if (ch == 'f')
-			path = optarg;
-		else if (ch == 'n')
-			check = 1;
-	}
-	/* daemon_main reads the arguments again, from the start; 0 resets GNU getopt. */
-	optind = 0;
-	opterr = 1;
-	if (!check || daemon_load_config(&spec, path, &common, err, sizeof(err)) != 0)
-		return; /* daemon_main reports a file it cannot load */
-	if (region_proxies_parse(cfg.trusted_proxies, &proxies, err, sizeof(err)) != 0)
-		fatalx("%s: %s", path, err);
-}
-
 int
 main(int argc, char **argv)
 {
-	check_values(argc, argv);
 	return daemon_main(argc, argv, &spec);
 }

@@ -33,9 +33,6 @@
 #define LISTING_RPM_MAX 1000000
 #define LISTING_RPD_MAX 10000000
 #define LISTING_ROUTES_MAX 16 /* items in a listing's allowed routes */
-/* The premium pool's price: the standard buyer price × 5/4, rounded up (DESIGN.md §4). */
-#define PREMIUM_NUM 5
-#define PREMIUM_DEN 4
 
 struct router_cfg {
 	char database[256];

@@ -56,7 +56,7 @@ select_pool_price(int64_t price, int64_t fee_bps, uint8_t pool, int64_t *out)
 		*out = std;
 		return 0;
 	}
-	return money_mul_ratio_ceil(std, PREMIUM_NUM, PREMIUM_DEN, out) ? 0 : -1;
+	return money_mul_ratio_ceil(std, MONEY_PREMIUM_NUM, MONEY_PREMIUM_DEN, out) ? 0 : -1;
 }
 
 int

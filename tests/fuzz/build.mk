@@ -40,6 +40,7 @@ FUZZ_POOL_SRC := platform-api/terms.c router/select.c router/pool.c router/index
 	router/limits.c common/money.c common/timefmt.c common/providers.c common/log.c
 $(eval $(call FUZZ_target,fuzz_listing_terms,$(FUZZ_POOL_SRC)))
 $(eval $(call FUZZ_target,fuzz_retry_after,vault/retry.c))
+$(eval $(call FUZZ_target,fuzz_quota,vault/quota.c))
 $(eval $(call FUZZ_target,fuzz_disputes,platform-api/disputeparse.c common/b64url.c))
 $(eval $(call FUZZ_target,fuzz_bolt11,payments/bolt11.c common/utf8.c))
 
