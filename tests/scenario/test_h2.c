@@ -424,7 +424,7 @@ test_h2_stream(void **state)
 {
 	struct h_resp r;
 	const char *p;
-	char tok[16];
+	char tok[24];
 	cJSON *j;
 
 	(void)state;
