@@ -244,6 +244,20 @@ static const struct ipc_field market_provider_fields[] = {
     FU32(ipc_market_provider, latency_ms, 0, UINT32_MAX),
 };
 
+static const struct ipc_field events_pull_fields[] = {
+    FI64(ipc_events_pull, after_id, 0, INT64_MAX),
+    FU16(ipc_events_pull, max, 1, IPC_EVENTS_MAX),
+};
+
+static const struct ipc_field seller_event_fields[] = {
+    FI64(ipc_seller_event, id, 1, INT64_MAX),
+    FSTR(ipc_seller_event, seller_id, 1),
+    FSTR(ipc_seller_event, key_id, 1),
+    FSTR(ipc_seller_event, kind, 1),
+    FSTR(ipc_seller_event, detail, 0),
+    FI64(ipc_seller_event, created, 0, INT64_MAX),
+};
+
 static const struct ipc_field api_fields[] = {
     FSTR(ipc_api, method, 1),
     FSTR(ipc_api, target, 1),
@@ -366,6 +380,8 @@ static const struct ipc_desc catalogue[IPC_TYPE_MAX] = {
     [IPC_LISTING_GET] = MSG("LISTING_GET", REQ, listing_get_fields),
     [IPC_MARKET_STATS] = MSG("MARKET_STATS", REQ, market_stats_fields),
     [IPC_MARKET_PROVIDER] = MSG("MARKET_PROVIDER", 0, market_provider_fields),
+    [IPC_EVENTS_PULL] = MSG("EVENTS_PULL", REQ, events_pull_fields),
+    [IPC_SELLER_EVENT] = MSG("SELLER_EVENT", 0, seller_event_fields),
     [IPC_VAULT_PUBKEY] = {"VAULT_PUBKEY", REQ, NULL, 0},
     [IPC_VAULT_PUBKEY_REP] = MSG("VAULT_PUBKEY_REP", FIN, vault_pubkey_rep_fields),
     [IPC_LEDGER_POST_SPLIT] = MSG("LEDGER_POST_SPLIT", REQ, ledger_post_split_fields),

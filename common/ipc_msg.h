@@ -100,6 +100,8 @@ enum ipc_type {
 	IPC_LISTING_GET = 60,	  /* platform → router: → LISTING, ACK; or PROBLEM 404 */
 	IPC_MARKET_STATS = 61,	  /* platform → router: → MARKET_PROVIDER…, ACK */
 	IPC_MARKET_PROVIDER = 62,
+	IPC_EVENTS_PULL = 63,	  /* platform → router: → SELLER_EVENT…, ACK */
+	IPC_SELLER_EVENT = 64,
 
 	/* vault (70-79) */
 	IPC_VAULT_PUBKEY = 70,	   /* platform → vault: → VAULT_PUBKEY_REP */
@@ -404,6 +406,26 @@ struct ipc_listing_list {
 	char seller_id[IPC_ID_MAX + 1];
 };
 
+/*
+ * The router's events for sellers after a cursor (EVENTS_PULL → at most max
+ * SELLER_EVENT in id order, then ACK). The caller keeps the cursor: the id
+ * of the last event it has taken care of, 0 at first.
+ */
+#define IPC_EVENTS_MAX 256
+struct ipc_events_pull {
+	int64_t after_id;
+	uint16_t max; /* 1..IPC_EVENTS_MAX */
+};
+
+struct ipc_seller_event {
+	int64_t id; /* increasing, never reused */
+	char seller_id[IPC_ID_MAX + 1];
+	char key_id[IPC_KEY_ID_MAX + 1];
+	char kind[32];	   /* "key.quarantined" */
+	char detail[256];  /* what happened, for the seller: no secret, no body */
+	int64_t created;   /* unix seconds */
+};
+
 struct ipc_api {
 	char method[IPC_METHOD_MAX + 1];
 	char target[IPC_TARGET_MAX + 1];
@@ -525,6 +547,8 @@ union ipc_any {
 	struct ipc_listing_get listing_get;
 	struct ipc_market_stats market_stats;
 	struct ipc_market_provider market_provider;
+	struct ipc_events_pull events_pull;
+	struct ipc_seller_event seller_event;
 	struct ipc_api api;
 	struct ipc_api_rep api_rep;
 	struct ipc_verify_idem verify_idem;

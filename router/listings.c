@@ -250,15 +250,7 @@ listings_list(struct router *r, const struct ipc_req *req, const struct ipc_list
 		if (ipc_reply(r->d->ipc, req, IPC_LISTING, &l) != 0)
 			break;
 	}
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		log_warnx("listings of seller %s: %s", m->seller_id, sqlite3_errmsg(r->db));
-	sqlite3_finalize(st);
-	if (rc == SQLITE_DONE)
-		ipc_reply(r->d->ipc, req, IPC_ACK, NULL);
-	else if (rc != SQLITE_ROW) {
-		r->d->errors++;
-		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, "listing failed");
-	}
+	router_stream_end(r, req, st, rc, "listings");
 }
 
 /* LISTING_GET: the seller's own listing (removed ones too), then ACK; else 404. */

@@ -3,8 +3,8 @@
  *
  * Owns:       router.db: key listings, key state (scores, limits), grants issued,
  *             request metadata and its hourly aggregates, events for sellers.
- * Talks:      accepts edge (quote, assign), vault (outcome), platform-api (listings) and
- *             ctl (health); dials nobody.
+ * Talks:      accepts edge (quote, assign), vault (outcome), platform-api (listings,
+ *             market figures, seller events) and ctl (health); dials nobody.
  * Must never: see a seller key or a request body; issue a grant without a valid,
  *             unexpired ticket that covers the key's price. No network at all.
  * Fails:      a bad configuration, an unreadable secret or a database it cannot open
@@ -58,7 +58,7 @@ static const struct cfg_key keys[] = {
 static const uint16_t from_edge[] = {IPC_HEALTH, IPC_QUOTE, IPC_ASSIGN};
 static const uint16_t from_vault[] = {IPC_HEALTH, IPC_OUTCOME};
 static const uint16_t from_platform[] = {IPC_HEALTH, IPC_LISTING_PUT, IPC_LISTING_LIST,
-    IPC_LISTING_GET, IPC_MARKET_STATS};
+    IPC_LISTING_GET, IPC_MARKET_STATS, IPC_EVENTS_PULL};
 static const uint16_t from_ctl[] = {IPC_HEALTH};
 
 static const struct ipc_peer_rule peers[] = {
@@ -102,6 +102,9 @@ request(struct daemon *d, const struct ipc_req *req, uint16_t type, const union 
 		break;
 	case IPC_MARKET_STATS:
 		market_stats(r, req, &msg->market_stats);
+		break;
+	case IPC_EVENTS_PULL:
+		events_pull(r, req, &msg->events_pull);
 		break;
 	default:
 		log_warnx("no handler for %s from %s", ipc_type_name(type), ipc_role_name(req->from));

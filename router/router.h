@@ -14,6 +14,7 @@
  * grant.c     QUOTE and ASSIGN (ticket in, grant out)
  * outcome.c   OUTCOME: score, quarantine, limits reconciled, request metadata
  * market.c    MARKET_STATS: the public summary per provider
+ * events.c    EVENTS_PULL: the events for sellers, after platform-api's cursor
  * sweep.c     the periodic work: cool-downs that end, scores that recover, retention
  */
 #ifndef CN2_ROUTER_H
@@ -369,6 +370,15 @@ int64_t router_now_ms(void);
 /* Reply to req with a PROBLEM. */
 void router_problem(struct router *r, const struct ipc_req *req, uint16_t status,
     const char *name, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/*
+ * The end of a reply stream whose items were read from st, a row at a time:
+ * rc is the last sqlite3_step's result. SQLITE_DONE: every row went out, so
+ * ACK; SQLITE_ROW: the loop stopped because the requester is gone, so
+ * nothing; anything else: the read failed (logged, naming what) and the
+ * requester gets ERROR. Finalizes st.
+ */
+void router_stream_end(struct router *r, const struct ipc_req *req, sqlite3_stmt *st, int rc,
+    const char *what);
 /* The 503 when no key can serve a route, naming the pool and region that were asked for. */
 void router_no_key(struct router *r, const struct ipc_req *req, const struct ipc_route *rt);
 
@@ -398,6 +408,9 @@ void outcome_record(struct router *r, const struct ipc_req *req, const struct ip
 
 /* market.c */
 void market_stats(struct router *r, const struct ipc_req *req, const struct ipc_market_stats *m);
+
+/* events.c */
+void events_pull(struct router *r, const struct ipc_req *req, const struct ipc_events_pull *m);
 
 /* sweep.c */
 int sweep_start(struct router *r);

@@ -151,6 +151,28 @@ static const char *const migrations[] = {
     " epoch INTEGER NOT NULL,"
     " last_used INTEGER NOT NULL) STRICT, WITHOUT ROWID;"
     "CREATE INDEX sessions_last_used ON sessions (last_used);",
+    /*
+     * 5: seller event ids are never reused. platform-api reads the events
+     * after a cursor of its own (events.c); a plain rowid table hands out
+     * max(id) + 1, so once the retention sweep had deleted the newest
+     * events, new ones would take ids at or below that cursor and never be
+     * read. AUTOINCREMENT remembers the highest id ever used. SQLite cannot
+     * add it to a table, so the table is built again with the same rows.
+     */
+    "CREATE TABLE seller_events_v5 ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " seller_id TEXT NOT NULL,"
+    " key_id TEXT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " detail TEXT NOT NULL,"
+    " created INTEGER NOT NULL,"
+    " delivered INTEGER) STRICT;"
+    "INSERT INTO seller_events_v5 (id, seller_id, key_id, kind, detail, created, delivered)"
+    " SELECT id, seller_id, key_id, kind, detail, created, delivered FROM seller_events;"
+    "DROP TABLE seller_events;"
+    "ALTER TABLE seller_events_v5 RENAME TO seller_events;"
+    "CREATE INDEX seller_events_pending ON seller_events (delivered, id);"
+    "CREATE INDEX seller_events_created ON seller_events (created);",
 };
 
 static const char *const stmt_sql[ST_MAX] = {
@@ -407,6 +429,24 @@ router_problem(struct router *r, const struct ipc_req *req, uint16_t status, con
 	va_end(ap);
 	if (ipc_reply(r->d->ipc, req, IPC_PROBLEM, &p) != 0)
 		log_debug("%s: the requester is gone", name);
+}
+
+void
+router_stream_end(struct router *r, const struct ipc_req *req, sqlite3_stmt *st, int rc,
+    const char *what)
+{
+	char detail[64];
+
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		log_warnx("%s: %s", what, sqlite3_errmsg(r->db));
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		ipc_reply(r->d->ipc, req, IPC_ACK, NULL);
+	else if (rc != SQLITE_ROW) {
+		r->d->errors++;
+		snprintf(detail, sizeof(detail), "%s unreadable", what);
+		ipc_reply_error(r->d->ipc, req, IPC_ERR_INTERNAL, detail);
+	}
 }
 
 void

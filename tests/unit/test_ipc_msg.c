@@ -155,6 +155,16 @@ static struct sample samples[] = {
     {"market_stats", IPC_MARKET_STATS, 66, {.market_stats = {30}}},
     {"market_provider", IPC_MARKET_PROVIDER, 67,
 	{.market_provider = {"openai", 12, 3, 4, 1100, 5500, 100000, 99000, 900, 420}}},
+    {"events_pull", IPC_EVENTS_PULL, 73, {.events_pull = {41, 100}}},
+    {"events_pull, lowest values", IPC_EVENTS_PULL, 74, {.events_pull = {0, 1}}},
+    {"events_pull, highest values", IPC_EVENTS_PULL, 75,
+	{.events_pull = {INT64_MAX, IPC_EVENTS_MAX}}},
+    {"seller_event", IPC_SELLER_EVENT, 76,
+	{.seller_event = {42, "seller_1", "key_1", "key.quarantined",
+	    "auth: the upstream answered 401 to POST /v1/chat/completions (the key was refused)",
+	    1760000000}}},
+    {"seller_event, bounds", IPC_SELLER_EVENT, 77,
+	{.seller_event = {INT64_MAX, "s", "k", "x", "", 0}}},
     {"pay_problem, with challenges", IPC_PAY_PROBLEM, 52,
 	{.pay_problem = {409, 0, "ch_1", BYTES("Payment realm=\"x\""), BYTES("{}")}}},    {"ledger_post_split", IPC_LEDGER_POST_SPLIT, 80,
 	{.ledger_post_split = {"xfer_1", "seller_1", 1000, 275}}},
@@ -240,6 +250,8 @@ static const struct shape shapes[IPC_TYPE_MAX] = {
     [IPC_LISTING_GET] = SHAPE(ipc_listing_get, 0, 0),
     [IPC_MARKET_STATS] = SHAPE(ipc_market_stats, 0, 0),
     [IPC_MARKET_PROVIDER] = SHAPE(ipc_market_provider, 0, 0),
+    [IPC_EVENTS_PULL] = SHAPE(ipc_events_pull, 0, 0),
+    [IPC_SELLER_EVENT] = SHAPE(ipc_seller_event, 0, 0),
     [IPC_LEDGER_POST_SPLIT] = SHAPE(ipc_ledger_post_split, 0, 0),
     [IPC_EARNINGS] = SHAPE(ipc_earnings, 0, 0),
     [IPC_EARNINGS_REP] = SHAPE(ipc_earnings_rep, 0, 0),
@@ -365,6 +377,9 @@ test_catalogue(void **state)
 	    {IPC_LISTING_GET, "LISTING_GET", REQ},
 	    {IPC_MARKET_STATS, "MARKET_STATS", REQ},
 	    {IPC_MARKET_PROVIDER, "MARKET_PROVIDER", 0},
+	    {IPC_EVENTS_PULL, "EVENTS_PULL", REQ},
+	    {IPC_SELLER_EVENT, "SELLER_EVENT", 0},
+	    {65, NULL, 0},
 	    {IPC_LEDGER_POST_SPLIT, "LEDGER_POST_SPLIT", REQ},
 	    {IPC_EARNINGS, "EARNINGS", REQ},
 	    {IPC_EARNINGS_REP, "EARNINGS_REP", FIN},
@@ -593,6 +608,17 @@ static struct {
     {"listing_get without key", IPC_LISTING_GET, {.listing_get = {"s", ""}}},
     {"market_stats 0 days", IPC_MARKET_STATS, {.market_stats = {0}}},
     {"market_stats 366 days", IPC_MARKET_STATS, {.market_stats = {366}}},
+    {"events_pull max 0", IPC_EVENTS_PULL, {.events_pull = {0, 0}}},
+    {"events_pull max IPC_EVENTS_MAX + 1", IPC_EVENTS_PULL,
+	{.events_pull = {0, IPC_EVENTS_MAX + 1}}},
+    {"events_pull after_id -1", IPC_EVENTS_PULL, {.events_pull = {-1, 1}}},
+    {"seller_event id 0", IPC_SELLER_EVENT, {.seller_event = {0, "s", "k", "x", "", 0}}},
+    {"seller_event without a seller", IPC_SELLER_EVENT,
+	{.seller_event = {1, "", "k", "x", "", 0}}},
+    {"seller_event without a key", IPC_SELLER_EVENT, {.seller_event = {1, "s", "", "x", "", 0}}},
+    {"seller_event without a kind", IPC_SELLER_EVENT,
+	{.seller_event = {1, "s", "k", "", "", 0}}},
+    {"seller_event created -1", IPC_SELLER_EVENT, {.seller_event = {1, "s", "k", "x", "", -1}}},
     {"outcome retry_after past a day", IPC_OUTCOME,
 	{.outcome = {"k", "g", ROUTE, 429, 0, FAIL_NONE, 86401}}},
     {"outcome error_class past ECLASS_QUOTA", IPC_OUTCOME,
@@ -839,7 +865,16 @@ fb_start(struct fb *b, uint16_t type)
 	fb_int(b, 1, 8);
 }
 
-enum { B_QUOTE_REP, B_FWD_ACK, B_FWD_DATA, B_LEDGER_VOID, B_FWD_END, B_SETTLE, B_KEY_PUT };
+enum {
+	B_QUOTE_REP,
+	B_FWD_ACK,
+	B_FWD_DATA,
+	B_LEDGER_VOID,
+	B_FWD_END,
+	B_SETTLE,
+	B_EVENTS_PULL,
+	B_KEY_PUT
+};
 
 static const struct built {
 	const char *name;
@@ -870,6 +905,13 @@ static const struct built {
     {"settle without award", B_SETTLE, SETTLE_RELEASE, 0, 0, 1},
     {"settle award_mac of 33", B_SETTLE, SETTLE_CAPTURE, IPC_MAC_LEN + 1, 0, 0},
     {"settle outcome 3", B_SETTLE, 3, IPC_MAC_LEN, 0, 0},
+    {"events_pull after 0, max 1", B_EVENTS_PULL, 0, 1, 0, 1},
+    {"events_pull after INT64_MAX, max IPC_EVENTS_MAX", B_EVENTS_PULL, INT64_MAX,
+	IPC_EVENTS_MAX, 0, 1},
+    {"events_pull max 0", B_EVENTS_PULL, 7, 0, 0, 0},
+    {"events_pull max IPC_EVENTS_MAX + 1", B_EVENTS_PULL, 7, IPC_EVENTS_MAX + 1, 0, 0},
+    {"events_pull max 0xffff", B_EVENTS_PULL, 7, 0xffff, 0, 0},
+    {"events_pull after_id -1", B_EVENTS_PULL, (uint64_t)-1, 1, 0, 0},
     {"key_put sealed of IPC_SEALED_MAX", B_KEY_PUT, IPC_SEALED_MAX, IPC_SEALED_MAX, 0, 1},
     {"key_put sealed of IPC_SEALED_MAX + 1", B_KEY_PUT, IPC_SEALED_MAX + 1, IPC_SEALED_MAX + 1,
 	0, 0},
@@ -915,6 +957,11 @@ fb_build(struct fb *b, const struct built *r)
 		fb_int(b, 1000, 8);
 		fb_fill(b, 4, r->b, r->b, 0xee);
 		fb_str(b, ""); /* region */
+		break;
+	case B_EVENTS_PULL: /* a: after_id, b: max */
+		fb_start(b, IPC_EVENTS_PULL);
+		fb_int(b, r->a, 8);
+		fb_int(b, r->b, 2);
 		break;
 	default: /* B_KEY_PUT: a: sealed length field, b: sealed bytes present */
 		fb_start(b, IPC_KEY_PUT);
