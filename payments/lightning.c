@@ -153,16 +153,16 @@ ln_request(struct ln_offer *lo, const char *hash, const char *invoice)
 }
 
 static void
-ln_on_invoice(void *arg, const struct pay_http_result *r)
+ln_on_invoice(void *arg, const struct httpc_result *r)
 {
 	struct ln_offer *lo = arg;
 	char hash[65], *invoice = malloc(INVOICE_MAX + 1);
 	const char *why = NULL;
 	int ok = 0;
 
-	if (r->error != PAY_HTTP_OK || r->status != 200)
+	if (r->error != HTTPC_OK || r->status != 200)
 		log_warnx("LND did not create an invoice (%s, status %ld)",
-		    r->error == PAY_HTTP_TIMEOUT ? "timeout" : r->error ? "no answer" : "answered",
+		    r->error == HTTPC_TIMEOUT ? "timeout" : r->error ? "no answer" : "answered",
 		    r->status);
 	else if (invoice == NULL ||
 	    pay_lightning_parse_invoice(r->body, r->bodylen, hash, invoice, INVOICE_MAX + 1) != 0)
@@ -212,7 +212,8 @@ pay_lightning_offer(struct payments *s, const char *realm, int64_t amount, struc
 	const struct payments_cfg *cfg = s->cfg;
 	char url[300], body[256], mac[PAY_CRED_MAX + 40];
 	const char *hs[] = {mac, "Content-Type: application/json", NULL};
-	struct pay_http_req hr = {url, hs, body, cfg->lnd_tls_cert, (long)cfg->method_timeout_ms};
+	struct httpc_req hr = {.url = url, .headers = hs, .body = body, .cainfo = cfg->lnd_tls_cert,
+	    .timeout_ms = (long)cfg->method_timeout_ms};
 	struct ln_offer *lo;
 	int64_t sats;
 
@@ -226,7 +227,7 @@ pay_lightning_offer(struct payments *s, const char *realm, int64_t amount, struc
 	    PRId64 "\"}", sats, realm, cfg->challenge_ttl_s + 60);
 	snprintf(mac, sizeof(mac), "Grpc-Metadata-macaroon: %s", s->keys.macaroon.text);
 	if (strchr(realm, '"') != NULL || strchr(realm, '\\') != NULL ||
-	    pay_http_post(s->http, &hr, ln_on_invoice, lo) != 0) {
+	    httpc_post(s->http, &hr, ln_on_invoice, lo) != 0) {
 		free(lo);
 		mbedtls_platform_zeroize(mac, sizeof(mac));
 		return -1;

@@ -7,7 +7,6 @@
  *   refund.c      Stripe charges for requests never served, refunded
  *   store.c       payments.db: schema and the payment state machine
  *   extras.c      payments.db: invoices, transaction hashes, buyers, idempotency
- *   http.c        outbound HTTPS to payment processors on the loop (libcurl multi)
  *   methods.c     the method table, and the test method
  *   lightning.c   lightning: invoices through LND's REST API, preimage proofs
  *   stripe.c      stripe: Shared Payment Tokens through PaymentIntents
@@ -29,6 +28,7 @@
 
 #include "common/daemon.h"
 #include "common/dbq.h"
+#include "common/httpc.h"
 #include "common/mpp.h"
 
 struct payments_cfg {
@@ -108,14 +108,13 @@ struct pay_keys {
 };
 
 struct pay_call;
-struct pay_http;
 
 struct payments {
 	const struct payments_cfg *cfg;
 	struct daemon *d;
 	sqlite3 *db;
 	struct dbq *q;
-	struct pay_http *http;
+	struct httpc *http; /* outbound calls to processors */
 	struct pay_keys keys;
 	struct pay_policy policy;
 	struct {
@@ -174,32 +173,6 @@ enum pay_problem {
 int pay_problem_status(enum pay_problem p);
 const char *pay_problem_type(enum pay_problem p);
 const char *pay_problem_title(enum pay_problem p);
-
-/* http.c: one POST to a processor. */
-#define PAY_HTTP_BODY_MAX 65536
-enum { PAY_HTTP_OK = 0, PAY_HTTP_FAILED = 1, PAY_HTTP_TIMEOUT = 2 };
-struct pay_http_req {
-	const char *url;
-	const char *const *headers; /* "Name: value", NULL-terminated */
-	const char *body;	    /* NUL-terminated; copied */
-	const char *cainfo;	    /* PEM file to trust instead of the system's; NULL */
-	long timeout_ms;
-};
-struct pay_http_result {
-	int error;	  /* PAY_HTTP_*: a transport failure or timeout (status is then 0) */
-	long status;
-	const char *body; /* valid during the callback; NUL-terminated */
-	size_t bodylen;
-	const char *head; /* the response's header block */
-};
-typedef void (*pay_http_fn)(void *arg, const struct pay_http_result *r);
-struct pay_http *pay_http_new(uv_loop_t *loop, char *err, size_t errlen);
-/* Start a POST; done is called once, from the loop (never from inside this call). 0 or -1. */
-int pay_http_post(struct pay_http *h, const struct pay_http_req *req, pay_http_fn done, void *arg);
-/* End every call now, each done() seeing PAY_HTTP_FAILED. */
-void pay_http_cancel_all(struct pay_http *h);
-void pay_http_free(struct pay_http *h);
-size_t pay_http_pending(const struct pay_http *h);
 
 /*
  * A challenge being offered: the method fills request (a JSON object the

@@ -193,7 +193,7 @@ payments_start(struct payments *s, struct daemon *d, const struct payments_cfg *
 		return -1;
 	}
 	if ((s->db = pay_store_open(cfg->database, err, errlen)) == NULL ||
-	    (s->http = pay_http_new(d->loop, err, errlen)) == NULL) {
+	    (s->http = httpc_new(d->loop, err, errlen)) == NULL) {
 		if (s->db != NULL)
 			db_close(s->db);
 		s->db = NULL;
@@ -247,11 +247,11 @@ payments_stop(struct payments *s)
 		return;
 	s->stopping = 1;
 	pay_sweep_stop(s);
-	pay_http_cancel_all(s->http);
+	httpc_cancel_all(s->http);
 	pay_ledger_cancel_all(s);
 	while (s->writes > 0)
 		dbq_flush(s->q);
-	pay_http_free(s->http);
+	httpc_free(s->http);
 	s->http = NULL;
 	dbq_free(s->q);
 	s->q = NULL;

@@ -188,15 +188,15 @@ pay_stripe_judge(long status, const char *body, size_t len, int64_t cents, struc
 }
 
 static void
-stripe_on_reply(void *arg, const struct pay_http_result *r)
+stripe_on_reply(void *arg, const struct httpc_result *r)
 {
 	struct stripe_call *sc = arg;
 	struct pay_proof p;
 
-	if (r->error != PAY_HTTP_OK) {
+	if (r->error != HTTPC_OK) {
 		memset(&p, 0, sizeof(p));
 		p.problem = PP_METHOD_UNAVAILABLE;
-		p.detail = r->error == PAY_HTTP_TIMEOUT ? "the card processor did not answer in time"
+		p.detail = r->error == HTTPC_TIMEOUT ? "the card processor did not answer in time"
 							: "the card processor cannot be reached";
 		p.retry_after = pay_problem_retry(PP_METHOD_UNAVAILABLE);
 	} else {
@@ -234,7 +234,8 @@ pay_stripe_prove(struct payments *s, const struct pay_claim *c, pay_proof_fn don
 	char url[300], body[768], auth[3 * PAY_CRED_MAX / 2 + 64], idem[400];
 	const char *hs[] = {auth, idem, "Content-Type: application/x-www-form-urlencoded",
 	    "Stripe-Version: " STRIPE_VERSION, NULL};
-	struct pay_http_req hr = {url, hs, body, NULL, (long)s->cfg->method_timeout_ms};
+	struct httpc_req hr = {.url = url, .headers = hs, .body = body,
+	    .timeout_ms = (long)s->cfg->method_timeout_ms};
 	struct stripe_call *sc = calloc(1, sizeof(*sc));
 	int rc = -1;
 
@@ -251,7 +252,7 @@ pay_stripe_prove(struct payments *s, const struct pay_claim *c, pay_proof_fn don
 	    "&metadata%%5Bchallenge_id%%5D=%s",
 	    c->units, c->payload_a, c->id);
 	if (stripe_auth(&s->keys.stripe, auth, sizeof(auth)) == 0)
-		rc = pay_http_post(s->http, &hr, stripe_on_reply, sc);
+		rc = httpc_post(s->http, &hr, stripe_on_reply, sc);
 	mbedtls_platform_zeroize(auth, sizeof(auth));
 	mbedtls_platform_zeroize(body, sizeof(body));
 	mbedtls_platform_zeroize(idem, sizeof(idem));
@@ -294,13 +295,13 @@ pay_stripe_refund_judge(long status, const char *body, size_t len, char *id, siz
 }
 
 static void
-refund_on_reply(void *arg, const struct pay_http_result *r)
+refund_on_reply(void *arg, const struct httpc_result *r)
 {
 	struct refund_call *rc = arg;
 	char id[96];
 	int ok;
 
-	if (r->error != PAY_HTTP_OK) {
+	if (r->error != HTTPC_OK) {
 		rc->done(rc->arg, -1, NULL);
 	} else {
 		ok = pay_stripe_refund_judge(r->status, r->body, r->bodylen, id, sizeof(id));
@@ -318,7 +319,8 @@ pay_stripe_refund(struct payments *s, const struct pay_refund_row *row, pay_refu
 	char url[300], body[256], auth[3 * PAY_CRED_MAX / 2 + 64], idem[160];
 	const char *hs[] = {auth, idem, "Content-Type: application/x-www-form-urlencoded",
 	    "Stripe-Version: " STRIPE_VERSION, NULL};
-	struct pay_http_req hr = {url, hs, body, NULL, (long)s->cfg->method_timeout_ms};
+	struct httpc_req hr = {.url = url, .headers = hs, .body = body,
+	    .timeout_ms = (long)s->cfg->method_timeout_ms};
 	struct refund_call *rc;
 	int r = -1;
 
@@ -334,7 +336,7 @@ pay_stripe_refund(struct payments *s, const struct pay_refund_row *row, pay_refu
 	snprintf(body, sizeof(body), "payment_intent=%s&metadata%%5Bchallenge_id%%5D=%s",
 	    row->reference, row->payment_id);
 	if (stripe_auth(&s->keys.stripe, auth, sizeof(auth)) == 0)
-		r = pay_http_post(s->http, &hr, refund_on_reply, rc);
+		r = httpc_post(s->http, &hr, refund_on_reply, rc);
 	mbedtls_platform_zeroize(auth, sizeof(auth));
 	if (r != 0)
 		free(rc);

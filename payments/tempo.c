@@ -212,15 +212,15 @@ pay_tempo_judge(const char *body, size_t len, const char *token, const char *rec
 }
 
 static void
-tempo_on_reply(void *arg, const struct pay_http_result *r)
+tempo_on_reply(void *arg, const struct httpc_result *r)
 {
 	struct tempo_call *tc = arg;
 	struct pay_proof p;
 
-	if (r->error != PAY_HTTP_OK || r->status != 200) {
+	if (r->error != HTTPC_OK || r->status != 200) {
 		memset(&p, 0, sizeof(p));
 		p.problem = PP_METHOD_UNAVAILABLE;
-		p.detail = r->error == PAY_HTTP_TIMEOUT ? "the chain node did not answer in time"
+		p.detail = r->error == HTTPC_TIMEOUT ? "the chain node did not answer in time"
 							: "the chain node cannot be reached";
 		p.retry_after = pay_problem_retry(PP_METHOD_UNAVAILABLE);
 		log_warnx("Tempo RPC: %s (status %ld)", p.detail, r->status);
@@ -236,8 +236,8 @@ pay_tempo_prove(struct payments *s, const struct pay_claim *c, pay_proof_fn done
 {
 	const char *hs[] = {"Content-Type: application/json", NULL};
 	char body[400];
-	struct pay_http_req hr = {s->cfg->tempo_rpc_url, hs, body, NULL,
-	    (long)s->cfg->method_timeout_ms};
+	struct httpc_req hr = {.url = s->cfg->tempo_rpc_url, .headers = hs, .body = body,
+	    .timeout_ms = (long)s->cfg->method_timeout_ms};
 	struct tempo_call *tc = calloc(1, sizeof(*tc));
 
 	if (tc == NULL)
@@ -251,7 +251,7 @@ pay_tempo_prove(struct payments *s, const struct pay_claim *c, pay_proof_fn done
 	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_getTransactionReceipt\","
 	    "\"params\":[\"%s\"]}",
 	    c->payload_a);
-	if (pay_http_post(s->http, &hr, tempo_on_reply, tc) != 0) {
+	if (httpc_post(s->http, &hr, tempo_on_reply, tc) != 0) {
 		free(tc);
 		return -1;
 	}

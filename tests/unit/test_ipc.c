@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "common/ipc.h"
+#include "tests/unit/loop_wait.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define DEADLINE_MS 3000
@@ -98,30 +99,6 @@ static const struct ipc_peer_rule router_rules[] = {
     {ROLE_CTL, health_only, NELEM(health_only)},
 };
 static const enum ipc_role vault_dials[] = {ROLE_ROUTER};
-
-static uint64_t
-now_ms(void)
-{
-	return uv_hrtime() / 1000000;
-}
-
-/*
- * Run the loop until cond holds or ms pass. The ticker keeps each
- * UV_RUN_ONCE short, so cond is checked at least every few milliseconds.
- * A macro because cond is an expression over the test's own state.
- */
-#define RUN_UNTIL(fx, cond, ms)                                                 \
-	do {                                                                    \
-		uint64_t until_ = now_ms() + (ms);                              \
-		while (!(cond) && now_ms() < until_)                            \
-			uv_run(&(fx)->loop, UV_RUN_ONCE);                       \
-	} while (0)
-
-static void
-ticker_on_tick(uv_timer_t *t)
-{
-	(void)t;
-}
 
 /* The server's answer to a request: fields that show which request it was. */
 static void

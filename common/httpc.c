@@ -1,62 +1,71 @@
 /*
- * http.c — cn2-payments's outbound HTTPS calls to payment processors (LND,
- * Stripe, a Tempo RPC node), on the daemon's one libuv loop.
+ * httpc.c — outbound HTTP(S) calls on a daemon's one libuv loop: payments'
+ * calls to payment processors (LND, Stripe, a Tempo RPC node), and
+ * platform-api's webhook deliveries.
  *
  * libcurl's multi-socket interface does the I/O: it names the sockets it
  * wants watched (one uv_poll each) and when it wants a timeout callback
  * (one uv_timer); completions are collected with curl_multi_info_read and
  * handed to each call's owner. Nothing here ever blocks the loop: a slow
- * or dead processor costs a pending transfer, bounded by the call's own
+ * or dead server costs a pending transfer, bounded by the call's own
  * timeout (CURLOPT_TIMEOUT_MS), never a stalled daemon.
  *
- * Security stance: response bodies are bounded (PAY_HTTP_BODY_MAX) and
- * handed to the caller as untrusted bytes; only http(s) is allowed, with
- * certificate verification always on (a processor with its own certificate,
- * like an LND node, is pinned with cainfo). Headers that carry secrets
- * (macaroons, API keys) are built by the caller, given to libcurl and
- * wiped with the request; nothing here logs a header or a body.
+ * Security stance: response bodies are bounded (HTTPC_BODY_MAX) and handed
+ * to the caller as untrusted bytes; only http(s) is allowed, redirects are
+ * never followed, and certificate verification is always on (a server with
+ * its own certificate, like an LND node, is pinned with cainfo). Headers
+ * that carry secrets (macaroons, API keys, webhook signatures) are built by
+ * the caller, given to libcurl and wiped with the request; nothing here
+ * logs a URL, a header or a body. A call with an allow check has it applied
+ * in CURLOPT_OPENSOCKETFUNCTION, to the very address about to be connected
+ * to, and goes direct (no proxy), so that the check is about the real peer.
  */
-#include "payments/payments.h"
+#include "common/httpc.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <mbedtls/platform_util.h>
+#include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 
-#define PAY_HTTP_HEAD_MAX 8192
+#define HTTPC_HEAD_MAX 8192
 
-struct pay_http_call {
-	struct pay_http_call *prev, *next;
-	struct pay_http *h;
+struct httpc_call {
+	struct httpc_call *prev, *next;
+	struct httpc *h;
 	CURL *easy;
 	struct curl_slist *headers;
 	char *body_out; /* the request body (wiped: it may hold a token) */
 	char *in;	/* the response body */
 	size_t inlen;
-	char head[PAY_HTTP_HEAD_MAX];
+	char head[HTTPC_HEAD_MAX];
 	size_t headlen;
 	int too_big;
-	pay_http_fn done;
+	httpc_allow_fn allow;
+	void *allow_arg;
+	httpc_fn done;
 	void *arg;
 };
 
-struct pay_http_sock {
-	struct pay_http *h;
+struct httpc_sock {
+	struct httpc *h;
 	uv_poll_t poll;
 	curl_socket_t fd;
 };
 
-struct pay_http {
+struct httpc {
 	uv_loop_t *loop;
 	CURLM *multi;
 	uv_timer_t timer;
-	struct pay_http_call *calls;
+	struct httpc_call *calls;
 };
 
-static void http_drive(struct pay_http *h, curl_socket_t fd, int flags);
+static void http_drive(struct httpc *h, curl_socket_t fd, int flags);
 
 static void
 sock_closed(uv_handle_t *handle)
@@ -67,7 +76,7 @@ sock_closed(uv_handle_t *handle)
 static void
 sock_on_poll(uv_poll_t *p, int status, int events)
 {
-	struct pay_http_sock *s = p->data;
+	struct httpc_sock *s = p->data;
 	int flags = status < 0 ? CURL_CSELECT_ERR : 0;
 
 	flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
@@ -79,8 +88,8 @@ sock_on_poll(uv_poll_t *p, int status, int events)
 static int
 http_on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-	struct pay_http *h = userp;
-	struct pay_http_sock *s = socketp;
+	struct httpc *h = userp;
+	struct httpc_sock *s = socketp;
 	int events = 0;
 
 	(void)easy;
@@ -119,7 +128,7 @@ http_on_timeout(uv_timer_t *t)
 static int
 http_on_timer(CURLM *multi, long ms, void *userp)
 {
-	struct pay_http *h = userp;
+	struct httpc *h = userp;
 
 	(void)multi;
 	if (ms < 0)
@@ -130,7 +139,7 @@ http_on_timer(CURLM *multi, long ms, void *userp)
 }
 
 static void
-call_unlink(struct pay_http_call *c)
+call_unlink(struct httpc_call *c)
 {
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -141,7 +150,7 @@ call_unlink(struct pay_http_call *c)
 }
 
 static void
-call_free(struct pay_http_call *c)
+call_free(struct httpc_call *c)
 {
 	curl_multi_remove_handle(c->h->multi, c->easy);
 	curl_easy_cleanup(c->easy);
@@ -156,9 +165,9 @@ call_free(struct pay_http_call *c)
 
 /* Finish call c with result res: unlink, tell the owner, free. */
 static void
-call_finish(struct pay_http_call *c, CURLcode res)
+call_finish(struct httpc_call *c, CURLcode res)
 {
-	struct pay_http_result r;
+	struct httpc_result r;
 	long status = 0;
 
 	call_unlink(c);
@@ -169,17 +178,17 @@ call_finish(struct pay_http_call *c, CURLcode res)
 	r.bodylen = c->inlen;
 	r.head = c->head;
 	if (res == CURLE_OPERATION_TIMEDOUT)
-		r.error = PAY_HTTP_TIMEOUT;
+		r.error = HTTPC_TIMEOUT;
 	else if (res != CURLE_OK || c->too_big)
-		r.error = PAY_HTTP_FAILED;
+		r.error = HTTPC_FAILED;
 	if (res != CURLE_OK)
-		log_info("payment processor call failed: %s", curl_easy_strerror(res));
+		log_info("outbound HTTP call failed: %s", curl_easy_strerror(res));
 	c->done(c->arg, &r);
 	call_free(c);
 }
 
 static void
-http_drive(struct pay_http *h, curl_socket_t fd, int flags)
+http_drive(struct httpc *h, curl_socket_t fd, int flags)
 {
 	CURLMsg *m;
 	int running, left;
@@ -187,7 +196,7 @@ http_drive(struct pay_http *h, curl_socket_t fd, int flags)
 	if (curl_multi_socket_action(h->multi, fd, flags, &running) != CURLM_OK)
 		log_warnx("curl_multi_socket_action failed");
 	while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
-		struct pay_http_call *c = NULL;
+		struct httpc_call *c = NULL;
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -200,11 +209,11 @@ http_drive(struct pay_http *h, curl_socket_t fd, int flags)
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
 {
-	struct pay_http_call *c = arg;
+	struct httpc_call *c = arg;
 	size_t add = size * n;
 	char *p;
 
-	if (c->inlen + add > PAY_HTTP_BODY_MAX) {
+	if (c->inlen + add > HTTPC_BODY_MAX) {
 		c->too_big = 1;
 		return 0;
 	}
@@ -221,7 +230,7 @@ on_body(char *data, size_t size, size_t n, void *arg)
 static size_t
 on_header(char *data, size_t size, size_t n, void *arg)
 {
-	struct pay_http_call *c = arg;
+	struct httpc_call *c = arg;
 	size_t add = size * n;
 
 	if (add >= 5 && strncmp(data, "HTTP/", 5) == 0)
@@ -234,13 +243,53 @@ on_header(char *data, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/*
+ * CURLOPT_OPENSOCKETFUNCTION, set only on calls with an allow check. libcurl
+ * has resolved the name and is about to connect to a, so a is the address
+ * that counts: a DNS answer that changes between two lookups cannot slip
+ * past. A refusal returns CURL_SOCKET_BAD, which fails the call before any
+ * packet is sent.
+ */
+static curl_socket_t
+call_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct httpc_call *c = arg;
+	char ip[INET6_ADDRSTRLEN] = "?";
+	const void *in = NULL;
+
+	if (purpose == CURLSOCKTYPE_IPCXN && c->allow(&a->addr, a->addrlen, c->allow_arg))
+		return socket(a->family, a->socktype, a->protocol);
+	/* The address is no secret, and the operator needs it to see why a call failed. */
+	if (a->family == AF_INET)
+		in = &((const struct sockaddr_in *)(const void *)&a->addr)->sin_addr;
+	else if (a->family == AF_INET6)
+		in = &((const struct sockaddr_in6 *)(const void *)&a->addr)->sin6_addr;
+	if (in != NULL && inet_ntop(a->family, in, ip, sizeof(ip)) == NULL)
+		snprintf(ip, sizeof(ip), "?");
+	log_info("outbound HTTP call to %s refused by its address check", ip);
+	return CURL_SOCKET_BAD;
+}
+
+/* A proxy would make the checked address the proxy's, not the peer's: go direct. */
 static int
-call_setup(struct pay_http_call *c, const struct pay_http_req *req)
+call_setup_allow(struct httpc_call *c, const struct httpc_req *req)
+{
+	CURL *e = c->easy;
+
+	c->allow = req->allow;
+	c->allow_arg = req->allow_arg;
+	return curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, call_open_socket) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, c) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_PROXY, "") == CURLE_OK;
+}
+
+static int
+call_setup(struct httpc_call *c, const struct httpc_req *req)
 {
 	CURL *e = c->easy;
 	int ok = 1;
 
-	for (size_t i = 0; req->headers[i] != NULL && ok; i++) {
+	for (size_t i = 0; req->headers != NULL && req->headers[i] != NULL && ok; i++) {
 		struct curl_slist *l = curl_slist_append(c->headers, req->headers[i]);
 
 		ok = l != NULL;
@@ -260,18 +309,21 @@ call_setup(struct pay_http_call *c, const struct pay_http_req *req)
 	    curl_easy_setopt(e, CURLOPT_WRITEDATA, c) == CURLE_OK &&
 	    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) == CURLE_OK &&
 	    curl_easy_setopt(e, CURLOPT_HEADERDATA, c) == CURLE_OK &&
-	    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c) == CURLE_OK;
-	if (ok && c->body_out != NULL)
-		ok = curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body_out) == CURLE_OK;
+	    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)c) == CURLE_OK &&
+	    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body_out != NULL ? c->body_out : "") ==
+		CURLE_OK;
 	if (ok && req->cainfo != NULL && *req->cainfo != '\0')
 		ok = curl_easy_setopt(e, CURLOPT_CAINFO, req->cainfo) == CURLE_OK;
+	if (ok && req->allow != NULL)
+		ok = call_setup_allow(c, req);
 	return ok ? 0 : -1;
 }
 
 int
-pay_http_post(struct pay_http *h, const struct pay_http_req *req, pay_http_fn done, void *arg)
+httpc_post(struct httpc *h, const struct httpc_req *req, httpc_fn done, void *arg)
 {
-	struct pay_http_call *c;
+	struct httpc_call *c;
 
 	if (h == NULL || (c = calloc(1, sizeof(*c))) == NULL)
 		return -1;
@@ -295,10 +347,10 @@ pay_http_post(struct pay_http *h, const struct pay_http_req *req, pay_http_fn do
 	return 0;
 }
 
-struct pay_http *
-pay_http_new(uv_loop_t *loop, char *err, size_t errlen)
+struct httpc *
+httpc_new(uv_loop_t *loop, char *err, size_t errlen)
 {
-	struct pay_http *h;
+	struct httpc *h;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || (h = calloc(1, sizeof(*h))) == NULL) {
 		snprintf(err, errlen, "cannot initialise libcurl");
@@ -317,7 +369,7 @@ pay_http_new(uv_loop_t *loop, char *err, size_t errlen)
 	    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, http_on_timer) != CURLM_OK ||
 	    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK) {
 		snprintf(err, errlen, "cannot set up the libcurl multi handle");
-		pay_http_free(h);
+		httpc_free(h);
 		return NULL;
 	}
 	return h;
@@ -330,9 +382,9 @@ timer_closed(uv_handle_t *t)
 }
 
 void
-pay_http_cancel_all(struct pay_http *h)
+httpc_cancel_all(struct httpc *h)
 {
-	struct pay_http_call *c;
+	struct httpc_call *c;
 
 	if (h == NULL)
 		return;
@@ -341,22 +393,102 @@ pay_http_cancel_all(struct pay_http *h)
 }
 
 void
-pay_http_free(struct pay_http *h)
+httpc_free(struct httpc *h)
 {
 	if (h == NULL)
 		return;
-	pay_http_cancel_all(h);
+	httpc_cancel_all(h);
 	curl_multi_cleanup(h->multi);
 	curl_global_cleanup();
 	uv_close((uv_handle_t *)&h->timer, timer_closed);
 }
 
 size_t
-pay_http_pending(const struct pay_http *h)
+httpc_pending(const struct httpc *h)
 {
 	size_t n = 0;
 
-	for (const struct pay_http_call *c = h != NULL ? h->calls : NULL; c != NULL; c = c->next)
+	for (const struct httpc_call *c = h != NULL ? h->calls : NULL; c != NULL; c = c->next)
 		n++;
 	return n;
+}
+
+/*
+ * httpc_public_only: the address ranges no webhook may reach. Each row is a
+ * prefix; an address is refused when its first bits equal the row's.
+ */
+struct httpc_net {
+	uint8_t net[16];
+	unsigned bits;
+};
+
+static const struct httpc_net v4_refused[] = {
+    {{0}, 8},         /* "this network", 0.0.0.0 included */
+    {{10}, 8},        /* private (RFC 1918) */
+    {{100, 64}, 10},  /* shared address space: carrier-grade NAT */
+    {{127}, 8},       /* loopback */
+    {{169, 254}, 16}, /* link-local, where cloud metadata services live */
+    {{172, 16}, 12},  /* private */
+    {{192, 168}, 16}, /* private */
+    {{224}, 4},       /* multicast */
+    {{240}, 4},       /* reserved, 255.255.255.255 (broadcast) included */
+};
+
+static const struct httpc_net v6_refused[] = {
+    {{0}, 128},                        /* unspecified */
+    {{[15] = 1}, 128},                 /* loopback */
+    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48}, /* NAT64 for local use (RFC 8215) */
+    {{0xfc}, 7},                       /* unique local */
+    {{0xfe, 0x80}, 10},                /* link-local */
+    {{0xfe, 0xc0}, 10},                /* site-local (deprecated, yet still in use) */
+    {{0xff}, 8},                       /* multicast */
+};
+
+/* IPv6 prefixes whose last 32 bits are an IPv4 address, which is judged as one. */
+static const struct httpc_net v6_holds_v4[] = {
+    {{[10] = 0xff, 0xff}, 96},   /* IPv4-mapped */
+    {{0}, 96},                   /* IPv4-compatible (deprecated) */
+    {{0, 0x64, 0xff, 0x9b}, 96}, /* NAT64, well-known prefix */
+};
+
+static int
+net_has(const struct httpc_net *n, const uint8_t *a)
+{
+	unsigned full = n->bits / 8, rest = n->bits % 8;
+
+	if (memcmp(a, n->net, full) != 0)
+		return 0;
+	return rest == 0 || ((a[full] ^ n->net[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
+}
+
+static int
+nets_have(const struct httpc_net *t, size_t n, const uint8_t *a)
+{
+	for (size_t i = 0; i < n; i++)
+		if (net_has(&t[i], a))
+			return 1;
+	return 0;
+}
+
+#define NETS_HAVE(t, a) nets_have((t), sizeof(t) / sizeof((t)[0]), (a))
+
+int
+httpc_public_only(const struct sockaddr *sa, socklen_t len, void *arg)
+{
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+
+	(void)arg;
+	if (sa != NULL && sa->sa_family == AF_INET && len >= sizeof(v4)) {
+		memcpy(&v4, sa, sizeof(v4));
+		return !NETS_HAVE(v4_refused, (const uint8_t *)&v4.sin_addr);
+	}
+	if (sa == NULL || sa->sa_family != AF_INET6 || len < sizeof(v6))
+		return 0;
+	memcpy(&v6, sa, sizeof(v6));
+	if (NETS_HAVE(v6_refused, v6.sin6_addr.s6_addr))
+		return 0;
+	if (NETS_HAVE(v6_holds_v4, v6.sin6_addr.s6_addr))
+		return !NETS_HAVE(v4_refused, v6.sin6_addr.s6_addr + 12);
+	return 1;
 }
