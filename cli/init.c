@@ -179,12 +179,16 @@ config_text(const struct cli_paths *p, const struct cli_init_opts *o, const char
 		    "providers = %s/providers.json\n",
 		    s, s, p->etc);
 	else if (strcmp(name, "platform") == 0)
-		snprintf(buf, cap, "jwt_secret_file = %s/jwt.key\n", s);
+		snprintf(buf, cap,
+		    "jwt_secret_file = %s/jwt.key\nwebhook_secret_file = %s/webhook.key\n"
+		    "# Local only: webhook endpoints may be http:// on this machine or its network.\n"
+		    "webhook_allow_private = 1\n",
+		    s, s);
 }
 
 /* The secrets of the local setup: 32 random bytes each, written as 64 hex digits. */
 static const char *const secret_names[] = {
-    "challenge", "ticket", "grant", "master", "test", "jwt", "demo",
+    "challenge", "ticket", "grant", "master", "test", "jwt", "demo", "webhook",
 };
 
 static int

@@ -12,6 +12,7 @@
  *   POST /api/disputes           open a dispute on a receipt (operator token; disputes.c)
  *   GET  /api/disputes/:id       a dispute (operator token)
  *   POST /api/disputes/:id/resolve  return it to the seller or refund the buyer (operator)
+ *   GET, POST /api/webhooks; GET, PATCH, DELETE /api/webhooks/:id  (bearer token; webhooks.c)
  *
  * Anything else under /api/ is 404, a known path with another method 405.
  *
@@ -208,6 +209,8 @@ api_request(struct platform *p, const struct ipc_req *req, const struct ipc_api 
 		earnings_request(p, req, m);
 	else if (strncmp(path, "/api/disputes", 13) == 0 && (path[13] == '\0' || path[13] == '/'))
 		disputes_request(p, req, m, path);
+	else if (strncmp(path, "/api/webhooks", 13) == 0 && (path[13] == '\0' || path[13] == '/'))
+		webhooks_request(p, req, m, path);
 	else
 		api_reply_problem(p, req, 404, "not-found", "there is no such API resource");
 }

@@ -33,6 +33,17 @@ static const struct cfg_key keys[] = {
 	"HS256 secret of the access tokens (Supabase Auth's JWT secret)"},
     {"jwt_audience", CFG_STR, offsetof(struct platform_cfg, jwt_audience),
 	sizeof(cfg.jwt_audience), 1, 63, "authenticated", "aud an access token must carry"},
+    {"webhook_secret_file", CFG_STR, offsetof(struct platform_cfg, webhook_secret_file),
+	sizeof(cfg.webhook_secret_file), 0, 255, "",
+	"master secret (32..128 bytes) of the webhook endpoints' secrets (empty: webhooks off)"},
+    {"webhook_allow_private", CFG_INT, offsetof(struct platform_cfg, webhook_allow_private), 0,
+	0, 1, "0", "1: endpoints may be http:// and loopback or private addresses (local only)"},
+    {"webhook_timeout_ms", CFG_INT, offsetof(struct platform_cfg, webhook_timeout_ms), 0, 100,
+	60000, "10000", "how long one webhook delivery may take"},
+    {"webhook_poll_ms", CFG_INT, offsetof(struct platform_cfg, webhook_poll_ms), 0, 50, 60000,
+	"1000", "how often seller events are pulled from the router and deliveries sent"},
+    {"webhook_keep_days", CFG_INT, offsetof(struct platform_cfg, webhook_keep_days), 0, 1, 3650,
+	"30", "how long delivery records are kept"},
     CFG_END,
 };
 

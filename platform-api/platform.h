@@ -10,6 +10,9 @@
  * earnings.c  GET /api/earnings (the ledger's EARNINGS)
  * disputes.c  /api/disputes: open, read, resolve (the ledger's DISPUTE_*), operators only
  * disputeparse.c  their bodies, strictly
+ * webhooks.c  /api/webhooks: a seller's endpoints and their signing secrets
+ * hookparse.c their bodies, strictly
+ * deliver.c   seller events from the router, delivered to the endpoints (Standard Webhooks)
  */
 #ifndef CN2_PLATFORM_H
 #define CN2_PLATFORM_H
@@ -31,7 +34,14 @@ struct platform_cfg {
 	char database[256];
 	char jwt_secret_file[256];
 	char jwt_audience[64];
+	char webhook_secret_file[256]; /* "": webhooks are off */
+	int64_t webhook_allow_private; /* 1: http:// and private addresses (local setups, tests) */
+	int64_t webhook_timeout_ms;
+	int64_t webhook_poll_ms;       /* how often events are pulled and deliveries sent */
+	int64_t webhook_keep_days;     /* delivery records kept this long */
 };
+
+struct deliverer;
 
 struct platform {
 	const struct platform_cfg *cfg;
@@ -40,6 +50,9 @@ struct platform {
 	struct dbq *q;
 	uint8_t jwt_key[PLATFORM_SECRET_MAX];
 	size_t jwt_keylen;
+	uint8_t webhook_key[PLATFORM_SECRET_MAX]; /* the master of every endpoint's secret */
+	size_t webhook_keylen;			   /* 0: webhooks are off */
+	struct deliverer *deliver;
 	int stopping; /* replies still arriving must not touch the database */
 };
 
@@ -53,6 +66,8 @@ void platform_health(struct platform *p, struct ipc_health_rep *rep);
  * 1 found, 0 no such key of this seller, -1 error.
  */
 int store_key_owner(sqlite3 *db, const char *key_id, const char *seller, char *provider);
+/* Step a statement from db_prepare that returns no row, then finalize it. 0 or -1 (logged). */
+int store_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what);
 /* Inside a dbq batch: the seller (once) and the key's ownership (no secret). 0 or -1. */
 int store_key_add(sqlite3 *db, const char *key_id, const char *seller_id, const char *provider,
     int64_t created);
@@ -142,5 +157,45 @@ int disputes_token_ok(const char *s);
 int disputes_parse_open(const uint8_t *body, size_t len, char *ref, size_t cap, const char **why);
 /* The resolve body: *outcome an enum ipc_dispute_outcome. 0, or -1 with a reason. */
 int disputes_parse_resolve(const uint8_t *body, size_t len, int *outcome, const char **why);
+
+/* hookparse.c */
+#define HOOK_URL_MAX 512
+#define HOOK_DESC_MAX 200
+#define HOOK_ID_MAX 32
+#define HOOK_URL 0x01
+#define HOOK_EVENTS 0x02
+#define HOOK_DESC 0x04
+#define HOOK_ENABLED 0x08
+struct hook_input {
+	char url[HOOK_URL_MAX + 1];
+	char events[128]; /* "*" or kinds joined with ',' */
+	char description[HOOK_DESC_MAX + 1];
+	int enabled;
+	unsigned have; /* HOOK_* members present */
+};
+/*
+ * Parse a POST (create) or PATCH body; http:// only with allow_http. 0, or
+ * -1 with a reason (and *in zero). A create fills the defaults.
+ */
+int hook_parse(const uint8_t *body, size_t len, int create, int allow_http, struct hook_input *in,
+    const char **why);
+/* Is url one an endpoint may have (see hookparse.c)? 0 or -1. */
+int hook_url_ok(const char *url, int allow_http);
+/* Is kind a seller event kind there is? */
+int hook_kind_known(const char *kind);
+
+/* webhooks.c */
+void webhooks_request(struct platform *p, const struct ipc_req *req, const struct ipc_api *m,
+    const char *path);
+/* Endpoint id's signing secret, "whsec_<base64>", into out (at least 52 bytes). 0 or -1. */
+int hook_secret(const struct platform *p, const char *id, char *out, size_t cap);
+/* The same secret's 32 bytes (the HMAC key of the signatures). 0 or -1. */
+int hook_secret_raw(const struct platform *p, const char *id, uint8_t out[32]);
+
+/* deliver.c */
+int deliver_start(struct platform *p, char *err, size_t errlen);
+void deliver_stop(struct platform *p);
+/* The health detail's part: events pulled, deliveries sent, due and failed. */
+void deliver_health(struct platform *p, char *out, size_t cap);
 
 #endif

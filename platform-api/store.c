@@ -5,9 +5,10 @@
  * Migrations only ever append: migrations[i] takes user_version i to i + 1.
  *
  * Security stance: platform.db records who owns which key id, never the key
- * itself (that goes sealed to the vault and nowhere else). The JWT secret is
- * read once at start from a file only this daemon's user can read, never
- * logged, and wiped at stop.
+ * itself (that goes sealed to the vault and nowhere else), and webhook
+ * endpoints without their secrets (derived from the webhook master secret).
+ * The JWT and webhook secrets are read once at start from files only this
+ * daemon's user can read, never logged, and wiped at stop.
  */
 #include "platform-api/platform.h"
 
@@ -30,6 +31,36 @@ static const char *const migrations[] = {
     " provider TEXT NOT NULL,"
     " created INTEGER NOT NULL) STRICT;"
     "CREATE INDEX keys_seller ON keys (seller_id);",
+    /*
+     * 3: webhook endpoints (no secret: each one's is derived, webhooks.c),
+     * their deliveries (deliver.c), and how far the router's events were read.
+     */
+    "CREATE TABLE webhooks ("
+    " id TEXT PRIMARY KEY NOT NULL,"
+    " seller_id TEXT NOT NULL,"
+    " url TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " description TEXT NOT NULL,"
+    " enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX webhooks_seller ON webhooks (seller_id);"
+    "CREATE TABLE deliveries ("
+    " id INTEGER PRIMARY KEY,"
+    " webhook_id TEXT NOT NULL,"
+    " event_id INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " payload TEXT NOT NULL,"
+    " state TEXT NOT NULL CHECK (state IN ('due', 'done', 'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " next_at INTEGER NOT NULL,"
+    " last_status INTEGER NOT NULL DEFAULT 0,"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL,"
+    " UNIQUE (webhook_id, event_id)) STRICT;"
+    "CREATE INDEX deliveries_due ON deliveries (next_at) WHERE state = 'due';"
+    "CREATE INDEX deliveries_webhook ON deliveries (webhook_id, id);"
+    "INSERT INTO meta (key, value) VALUES ('events_cursor', '0');",
 };
 
 int
@@ -44,6 +75,14 @@ platform_start(struct platform *p, struct daemon *d, const struct platform_cfg *
 	if (n < 0)
 		return -1;
 	p->jwt_keylen = (size_t)n;
+	/* The HMAC key every webhook endpoint's signing secret is derived from; none: no webhooks. */
+	if (cfg->webhook_secret_file[0] != '\0') {
+		n = cfg_read_secret(cfg->webhook_secret_file, p->webhook_key, 32,
+		    sizeof(p->webhook_key), err, errlen);
+		if (n < 0)
+			return -1;
+		p->webhook_keylen = (size_t)n;
+	}
 	p->db = db_open(cfg->database, DB_SYNC_FULL, migrations,
 	    sizeof(migrations) / sizeof(migrations[0]), err, errlen);
 	if (p->db == NULL)
@@ -52,18 +91,20 @@ platform_start(struct platform *p, struct daemon *d, const struct platform_cfg *
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return 0;
+	return p->webhook_keylen > 0 ? deliver_start(p, err, errlen) : 0;
 }
 
 void
 platform_stop(struct platform *p)
 {
 	p->stopping = 1;
+	deliver_stop(p);
 	dbq_free(p->q);
 	p->q = NULL;
 	db_close(p->db);
 	p->db = NULL;
 	mbedtls_platform_zeroize(p->jwt_key, sizeof(p->jwt_key));
+	mbedtls_platform_zeroize(p->webhook_key, sizeof(p->webhook_key));
 }
 
 void
@@ -72,11 +113,13 @@ platform_health(struct platform *p, struct ipc_health_rep *rep)
 	if (p->db == NULL) {
 		rep->ready = 0;
 		snprintf(rep->detail, sizeof(rep->detail), "database closed");
+		return;
 	}
+	deliver_health(p, rep->detail, sizeof(rep->detail));
 }
 
-static int
-step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
+int
+store_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 {
 	int rc = sqlite3_step(st);
 
@@ -120,7 +163,7 @@ store_key_add(sqlite3 *db, const char *key_id, const char *seller_id, const char
 
 	sqlite3_bind_text(st, 1, seller_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, created);
-	if (step_done(db, st, "seller") != 0)
+	if (store_step_done(db, st, "seller") != 0)
 		return -1;
 	st = db_prepare(db,
 	    "INSERT INTO keys (key_id, seller_id, provider, created) VALUES (?1, ?2, ?3, ?4)");
@@ -128,5 +171,5 @@ store_key_add(sqlite3 *db, const char *key_id, const char *seller_id, const char
 	sqlite3_bind_text(st, 2, seller_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, provider, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 4, created);
-	return step_done(db, st, "key");
+	return store_step_done(db, st, "key");
 }

@@ -42,6 +42,7 @@ $(eval $(call FUZZ_target,fuzz_listing_terms,$(FUZZ_POOL_SRC)))
 $(eval $(call FUZZ_target,fuzz_retry_after,vault/retry.c))
 $(eval $(call FUZZ_target,fuzz_quota,vault/quota.c))
 $(eval $(call FUZZ_target,fuzz_disputes,platform-api/disputeparse.c common/b64url.c))
+$(eval $(call FUZZ_target,fuzz_webhooks,platform-api/hookparse.c common/utf8.c))
 $(eval $(call FUZZ_target,fuzz_bolt11,payments/bolt11.c common/utf8.c))
 
 fuzz: $(FUZZ_BIN)

@@ -3,6 +3,8 @@
  */
 #include "tests/scenario/harness.h"
 
+#include "common/jwt.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -784,6 +786,30 @@ h_stop_fake(pid_t pid)
 {
 	if (pid > 0)
 		stop_one(pid);
+}
+
+int
+h_bearer(struct h_env *e, const char *seller, char *out, size_t cap)
+{
+	size_t len;
+	char *key = h_read(e, "secrets/jwt.key", &len), *tok;
+	struct jwt_claims c;
+
+	if (key == NULL)
+		return -1;
+	if (len > 0 && key[len - 1] == '\n')
+		len--;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.sub, sizeof(c.sub), "%s", seller);
+	snprintf(c.aud, sizeof(c.aud), "authenticated");
+	c.exp = (int64_t)time(NULL) + 3600;
+	tok = jwt_sign(&c, (const uint8_t *)key, len);
+	free(key);
+	if (tok == NULL)
+		return -1;
+	snprintf(out, cap, "Authorization: Bearer %s", tok);
+	free(tok);
+	return 0;
 }
 
 int

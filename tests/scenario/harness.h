@@ -139,6 +139,8 @@ pid_t h_echo_start(int port);
 int h_keys_add(struct h_env *e, const char *seller, const char *provider, const char *keyfile,
     const char *price);
 
+/* "Authorization: Bearer <JWT>" for seller, signed with the directory's JWT secret. 0 or -1. */
+int h_bearer(struct h_env *e, const char *seller, char *out, size_t cap);
 /* Append text (whole "key = value" lines) to etc/<daemon>.conf before it starts. 0 or -1. */
 int h_conf_append(struct h_env *e, const char *daemon, const char *text);
 /*

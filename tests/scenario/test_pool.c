@@ -38,7 +38,6 @@
 #include <unistd.h>
 
 #include "common/b64url.h"
-#include "common/jwt.h"
 #include "common/mpp.h"
 #include "tests/scenario/harness.h"
 
@@ -74,31 +73,6 @@ url_of(struct h_env *e, const char *host, const char *path)
 	return buf[n];
 }
 
-/* A seller's bearer line, signed with the directory's JWT secret. */
-static int
-make_auth(struct h_env *e, const char *seller, char *out, size_t cap)
-{
-	size_t len;
-	char *key = h_read(e, "secrets/jwt.key", &len), *tok;
-	struct jwt_claims c;
-
-	if (key == NULL)
-		return -1;
-	if (len > 0 && key[len - 1] == '\n')
-		len--;
-	memset(&c, 0, sizeof(c));
-	snprintf(c.sub, sizeof(c.sub), "%s", seller);
-	snprintf(c.aud, sizeof(c.aud), "authenticated");
-	c.exp = (int64_t)time(NULL) + 3600;
-	tok = jwt_sign(&c, (const uint8_t *)key, len);
-	free(key);
-	if (tok == NULL)
-		return -1;
-	snprintf(out, cap, "Authorization: Bearer %s", tok);
-	free(tok);
-	return 0;
-}
-
 /* The id of a seller's only key, from GET /api/keys. */
 static int
 first_key_id(struct h_env *e, const char *auth, char *out, size_t cap)
@@ -132,7 +106,7 @@ list_keys(struct h_env *e, int n, const char *const *price)
 			snprintf(path, sizeof(path), "%s/secrets/demo.key", e->dir);
 		else
 			snprintf(path, sizeof(path), "%s/secrets/demo%d.key", e->dir, i);
-		if (make_auth(e, sellers[i], auth_line[i], sizeof(auth_line[i])) != 0 ||
+		if (h_bearer(e, sellers[i], auth_line[i], sizeof(auth_line[i])) != 0 ||
 		    h_keys_add(e, sellers[i], "demo", path, price[i]) != 0 ||
 		    first_key_id(e, auth_line[i], key_id[i], sizeof(key_id[i])) != 0) {
 			fprintf(stderr, "listing demo key %d failed\n", i);
