@@ -339,7 +339,7 @@ send_one(struct platform *p, sqlite3_stmt *st)
 	const char *body = (const char *)sqlite3_column_text(st, 2);
 	const char *hook = (const char *)sqlite3_column_text(st, 5);
 	int64_t now = time_now_ms() / 1000;
-	char msg_id[32], h_id[48], h_ts[48], h_sig[96], sig[80];
+	char msg_id[32], h_id[48], h_ts[48], h_sig[112], sig[80];
 	const char *hs[] = {"Content-Type: application/json", "User-Agent: cn2-webhooks/1", h_id,
 	    h_ts, h_sig, NULL};
 	struct httpc_req req = {url, hs, body, NULL, (long)p->cfg->webhook_timeout_ms,
