@@ -205,7 +205,10 @@ hook_insert(sqlite3 *db, struct hook_op *op, int64_t now)
 	sqlite3_bind_text(st, 5, op->in.description, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 6, op->in.enabled);
 	sqlite3_bind_int64(st, 7, now);
-	return store_step_done(db, st, "webhook") == 0 && (op->found = 1) ? 0 : -1;
+	if (store_step_done(db, st, "webhook") != 0)
+		return -1;
+	op->found = 1;
+	return 0;
 }
 
 static int
